@@ -1,0 +1,44 @@
+# ownid_sessions: build Caddy with this module, run it, test it.
+#
+#   make run    build Caddy with the module (xcaddy) and serve Caddyfile.example
+#   make test   gofmt, go vet and every test, with the race detector
+#   make build  only build ./bin/caddy
+
+CADDY_VERSION  ?= v2.11.9
+XCADDY_VERSION ?= v0.4.5
+MODULE         := github.com/ownid-sessions/caddy-ownid-sessions
+
+# xcaddy is installed into the repository, at the pinned version, from the Go
+# module proxy.
+TOOLS  := $(CURDIR)/.bin
+XCADDY := $(TOOLS)/xcaddy-$(XCADDY_VERSION)
+CADDY  := $(CURDIR)/bin/caddy
+# The HMAC secret make run uses when OWNID_JWT_SECRET is not set.
+DEV_SECRET := $(CURDIR)/.ownid-dev-secret
+
+GO_SOURCES := $(wildcard *.go) go.mod go.sum $(wildcard openapi/*)
+
+.PHONY: run build test
+
+run: $(CADDY)
+	@if [ -z "$$OWNID_JWT_SECRET" ] && [ ! -s $(DEV_SECRET) ]; then \
+		(umask 077; head -c 32 /dev/urandom | base64 > $(DEV_SECRET)); \
+		echo "OWNID_JWT_SECRET is not set: made a development secret in .ownid-dev-secret"; \
+	fi
+	OWNID_JWT_SECRET="$${OWNID_JWT_SECRET:-$$(cat $(DEV_SECRET))}" \
+		$(CADDY) run --config Caddyfile.example --adapter caddyfile
+
+build: $(CADDY)
+
+$(CADDY): $(XCADDY) $(GO_SOURCES)
+	$(XCADDY) build $(CADDY_VERSION) --output $(CADDY) --with $(MODULE)@v0.0.0=$(CURDIR)
+
+$(XCADDY):
+	mkdir -p $(TOOLS)
+	GOBIN=$(TOOLS) go install github.com/caddyserver/xcaddy/cmd/xcaddy@$(XCADDY_VERSION)
+	mv $(TOOLS)/xcaddy $(XCADDY)
+
+test:
+	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
+	go vet ./...
+	go test -race -count=1 ./...

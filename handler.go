@@ -1,0 +1,285 @@
+package ownidsessions
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+)
+
+// maxSessionIDLength bounds a session id in a path; ids this module makes
+// are 22 characters.
+const maxSessionIDLength = 128
+
+// route is where a request lands in the contract.
+type route struct {
+	app       string // the path prefix before /accounts/sessions
+	template  string // collectionPath or itemPath
+	path      string // the request path below the app prefix
+	sessionID string // for itemPath
+}
+
+// parseRoute finds the contract path in a request path. Paths the contract
+// does not describe report false and pass through untouched.
+func parseRoute(path string) (route, bool) {
+	if app, ok := strings.CutSuffix(path, collectionPath); ok {
+		return route{app: app, template: collectionPath, path: collectionPath}, true
+	}
+	i := strings.LastIndex(path, collectionPath+"/")
+	if i < 0 {
+		return route{}, false
+	}
+	id := path[i+len(collectionPath)+1:]
+	if id == "" || strings.Contains(id, "/") {
+		return route{}, false
+	}
+	return route{app: path[:i], template: itemPath, path: path[i:], sessionID: id}, true
+}
+
+// validSessionID allows what the contract allows: 1 to 128 unreserved URL
+// characters.
+func validSessionID(id string) bool {
+	if len(id) == 0 || len(id) > maxSessionIDLength {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			c == '-' || c == '.' || c == '_' || c == '~') {
+			return false
+		}
+	}
+	return true
+}
+
+// ServeHTTP authenticates, enforces the contract and answers from the store.
+// Requests off the contract's paths go to next untouched.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	rt, ok := parseRoute(r.URL.Path)
+	if !ok {
+		return next.ServeHTTP(w, r)
+	}
+	if p := h.serve(w, r, rt); p != nil {
+		h.logger.Debug("request rejected",
+			zap.String("problem", problemKinds[p.kind].slug),
+			zap.Int("status", p.kind.status()),
+			zap.String("detail", p.detail),
+			zap.String("method", r.Method),
+			zap.String("app", rt.app))
+		p.write(w)
+	}
+	return nil
+}
+
+// serve runs the checks in the contract's order (token, then contract) and
+// the operation. It writes the success response itself and returns any
+// rejection for ServeHTTP to write.
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rt route) *problem {
+	claims, p := h.verifier.verify(r)
+	if p != nil {
+		return p
+	}
+	account, p := subject(claims)
+	if p != nil {
+		return p
+	}
+	if p := h.contract.checkMethod(rt.template, r.Method); p != nil {
+		return p
+	}
+	if rt.template == itemPath && !validSessionID(rt.sessionID) {
+		p := newProblem(kindInvalidSessionID, "a session id is 1 to 128 characters from A-Z a-z 0-9 . _ ~ -")
+		p.errors = []fieldError{{Location: "sessionId", Message: "not a valid session id"}}
+		return p
+	}
+	var body []byte
+	if h.contract.declaresBody(rt.template, r.Method) {
+		if p := checkMediaType(r); p != nil {
+			return p
+		}
+		if body, p = readBody(r, h.MaxBody); p != nil {
+			return p
+		}
+	}
+	if p := h.contract.validateRequest(r, rt.path, body); p != nil {
+		return p
+	}
+
+	owner := Owner{App: rt.app, Account: account}
+	now := h.now().UTC().Truncate(time.Millisecond)
+	ctx := r.Context()
+	switch {
+	case rt.template == collectionPath && r.Method == http.MethodPost:
+		var req struct {
+			Payload json.RawMessage `json:"payload"`
+			Timeout *int64          `json:"timeout"`
+		}
+		if err := json.Unmarshal(body, &req); err != nil {
+			return newProblem(kindInvalidRequest, "the body does not match the createSession schema")
+		}
+		timeout := time.Duration(h.SessionTimeout)
+		if req.Timeout != nil {
+			timeout = time.Duration(*req.Timeout) * time.Second
+		}
+		s, err := h.store.Create(ctx, owner, Session{
+			ID:         newSessionID(),
+			Created:    now,
+			LastActive: now,
+			Timeout:    timeout,
+			Payload:    compact(req.Payload),
+		}, h.MaxSessions, now)
+		if err != nil {
+			return h.storeProblem(err)
+		}
+		w.Header().Set("Location", r.URL.Path+"/"+s.ID)
+		return writeJSON(w, http.StatusCreated, s.ETag(), sessionView(s))
+
+	case rt.template == collectionPath: // GET
+		sessions, err := h.store.List(ctx, owner, now)
+		if err != nil {
+			return h.storeProblem(err)
+		}
+		views := make([]sessionJSON, len(sessions))
+		for i := range sessions {
+			views[i] = sessionView(sessions[i])
+		}
+		return writeJSON(w, http.StatusOK, "", views)
+
+	case r.Method == http.MethodGet:
+		s, err := h.store.Get(ctx, owner, rt.sessionID, now)
+		if err != nil {
+			return h.storeProblem(err)
+		}
+		return writeJSON(w, http.StatusOK, s.ETag(), sessionView(s))
+
+	case r.Method == http.MethodPut:
+		var req struct {
+			Payload json.RawMessage `json:"payload"`
+		}
+		if err := json.Unmarshal(body, &req); err != nil {
+			return newProblem(kindInvalidRequest, "the body does not match the updateSession schema")
+		}
+		s, err := h.store.Update(ctx, owner, rt.sessionID, compact(req.Payload),
+			parseIfMatch(r.Header.Values("If-Match")), now)
+		if err != nil {
+			return h.storeProblem(err)
+		}
+		return writeJSON(w, http.StatusOK, s.ETag(), sessionView(s))
+
+	case r.Method == http.MethodDelete:
+		err := h.store.Delete(ctx, owner, rt.sessionID, parseIfMatch(r.Header.Values("If-Match")), now)
+		if err != nil {
+			return h.storeProblem(err)
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	// checkMethod let through a method the contract declares but this
+	// module does not implement: only possible with an edited contract.
+	return newProblem(kindMethodNotAllowed, r.Method+" is not served on this path").
+		withHeader("Allow", h.contract.allow[rt.template].header)
+}
+
+// readBody reads the whole request body, up to limit bytes (413 beyond).
+func readBody(r *http.Request, limit int64) ([]byte, *problem) {
+	tooLarge := newProblem(kindBodyTooLarge, "the body is larger than "+strconv.FormatInt(limit, 10)+" bytes")
+	if r.ContentLength > limit {
+		return nil, tooLarge
+	}
+	var buf bytes.Buffer
+	if r.ContentLength > 0 {
+		buf.Grow(int(r.ContentLength))
+	}
+	if _, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1)); err != nil {
+		return nil, newProblem(kindInvalidRequest, "the body could not be read in full")
+	}
+	if int64(buf.Len()) > limit {
+		return nil, tooLarge
+	}
+	body := buf.Bytes()
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, newProblem(kindInvalidRequest, "a JSON object body is required")
+	}
+	if !json.Valid(body) {
+		return nil, newProblem(kindMalformedJSON, "the body is not well-formed JSON")
+	}
+	return body, nil
+}
+
+// compact returns a JSON value without insignificant white space; nil stays
+// nil (no payload sent). The value has been validated already.
+func compact(v json.RawMessage) json.RawMessage {
+	if v == nil {
+		return nil
+	}
+	var b bytes.Buffer
+	if err := json.Compact(&b, v); err != nil {
+		return v
+	}
+	return b.Bytes()
+}
+
+// storeProblem maps a store error to its problem.
+func (h *Handler) storeProblem(err error) *problem {
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return newProblem(kindNotFound, "no such session for this app and account")
+	case errors.Is(err, ErrPreconditionFailed):
+		return newProblem(kindPreconditionFailed, "If-Match does not match the session's current ETag; nothing was changed")
+	case errors.Is(err, ErrTooManySessions):
+		return newProblem(kindTooManySessions, "the account already holds "+strconv.Itoa(h.MaxSessions)+" live sessions")
+	}
+	h.logger.Error("session store failed", zap.Error(err))
+	return newProblem(kindStoreUnavailable, "the session store did not answer; nothing was written").
+		withHeader("Retry-After", "1")
+}
+
+// sessionJSON is a Session as the contract shows it.
+type sessionJSON struct {
+	ID         string          `json:"id"`
+	Created    string          `json:"created"`
+	Timeout    int64           `json:"timeout"`
+	LastActive string          `json:"lastActive"`
+	Payload    json.RawMessage `json:"payload"`
+}
+
+// timeLayout is RFC 3339 with milliseconds; times are always UTC ("Z").
+const timeLayout = "2006-01-02T15:04:05.000Z07:00"
+
+func sessionView(s Session) sessionJSON {
+	payload := s.Payload
+	if payload == nil {
+		payload = json.RawMessage(`{}`)
+	}
+	return sessionJSON{
+		ID:         s.ID,
+		Created:    s.Created.UTC().Format(timeLayout),
+		Timeout:    int64(s.Timeout / time.Second),
+		LastActive: s.LastActive.UTC().Format(timeLayout),
+		Payload:    payload,
+	}
+}
+
+// writeJSON encodes v in full, then sends it with its status (and ETag).
+func writeJSON(w http.ResponseWriter, status int, etag string, v any) *problem {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return newProblem(kindInternal, "the response could not be encoded")
+	}
+	hdr := w.Header()
+	hdr.Set("Content-Type", "application/json")
+	hdr.Set("Content-Length", strconv.Itoa(len(body)))
+	hdr.Set("Cache-Control", "no-store")
+	if etag != "" {
+		hdr.Set("ETag", etag)
+	}
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+	return nil
+}

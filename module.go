@@ -1,0 +1,179 @@
+// Package ownidsessions is a Caddy HTTP handler that puts the OwnID session
+// contract at the edge: it authenticates the bearer JWT, validates the request
+// against the OpenAPI document of the session API, and then either answers
+// from a session store (mode serve) or hands the request to the next handler
+// (mode forward).
+package ownidsessions
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Defaults, documented on the fields they fill.
+const (
+	defaultMaxBody        = 64 << 10
+	defaultSessionTimeout = 30 * time.Minute
+	defaultMaxSessions    = 100
+	defaultLeeway         = 30 * time.Second
+
+	// maxSessionTimeout bounds the idle timeout a session can ask for, so
+	// that lastActive+timeout can never overflow and a forgotten session
+	// does not live for ever. The contract document states the same bound.
+	maxSessionTimeout = 365 * 24 * time.Hour
+)
+
+// clock is where handlers read the time. Tests that run a real Caddy in the
+// test binary replace it to move time without sleeping.
+var clock = time.Now
+
+// Modes of operation.
+const (
+	ModeServe   = "serve"
+	ModeForward = "forward"
+)
+
+// Handler implements the OwnID session contract as an HTTP handler. Requests on
+// the contract's paths ({prefix}/accounts/sessions and
+// {prefix}/accounts/sessions/{sessionId}) are authenticated, validated against
+// the contract and answered from the session store; every other request goes
+// to the next handler untouched.
+type Handler struct {
+	// What to do with a request that passes the checks. Only "serve" (the
+	// default) is available: the module answers the session API from its
+	// store.
+	Mode string `json:"mode,omitempty"`
+
+	// The largest request body accepted, in bytes; larger bodies get 413.
+	// Default: 64 KiB.
+	MaxBody int64 `json:"max_body,omitempty"`
+
+	// How bearer tokens are verified. Required.
+	JWT *JWTConfig `json:"jwt,omitempty"`
+
+	// The session store, a module in the http.handlers.ownid_sessions.stores
+	// namespace. Default: the in-process store ("memory"), which keeps its
+	// sessions across config reloads.
+	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=http.handlers.ownid_sessions.stores inline_key=type"`
+
+	// The idle timeout given to a session created without one. Default: 30m.
+	// At most one year.
+	SessionTimeout caddy.Duration `json:"session_timeout,omitempty"`
+
+	// How many live sessions one account may hold in one app; creating one
+	// more gets 429. Default: 100.
+	MaxSessions int `json:"max_sessions,omitempty"`
+
+	verifier *verifier
+	contract *contract
+	store    Store
+	logger   *zap.Logger
+	now      func() time.Time
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.ownid_sessions",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision fills in defaults and does the expensive work once: it parses the
+// contract, builds the validator, loads the keys and takes the store.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	if h.now == nil {
+		h.now = clock
+	}
+	if h.Mode == "" {
+		h.Mode = ModeServe
+	}
+	if h.MaxBody == 0 {
+		h.MaxBody = defaultMaxBody
+	}
+	if h.SessionTimeout == 0 {
+		h.SessionTimeout = caddy.Duration(defaultSessionTimeout)
+	}
+	if h.MaxSessions == 0 {
+		h.MaxSessions = defaultMaxSessions
+	}
+	if err := h.checkLimits(); err != nil {
+		return err
+	}
+	if h.JWT == nil {
+		return fmt.Errorf("jwt: a jwt block with alg and a key source (secret or key) is required")
+	}
+
+	var err error
+	if h.verifier, err = newVerifier(h.JWT, caddy.NewReplacer(), h.now); err != nil {
+		return err
+	}
+	if h.contract, err = loadContract(); err != nil {
+		return err
+	}
+
+	if h.StoreRaw == nil {
+		h.StoreRaw = caddyconfig.JSONModuleObject(MemoryStore{}, "type", "memory", nil)
+	}
+	mod, err := ctx.LoadModule(h, "StoreRaw")
+	if err != nil {
+		return fmt.Errorf("store: %v", err)
+	}
+	store, ok := mod.(Store)
+	if !ok {
+		return fmt.Errorf("store: module %T is not a session store", mod)
+	}
+	h.store = store
+	return nil
+}
+
+// checkLimits checks the settings that Provision has defaulted; it runs there
+// rather than in Validate so that nothing expensive is built for a config
+// that cannot work.
+func (h *Handler) checkLimits() error {
+	switch h.Mode {
+	case ModeServe:
+	case ModeForward:
+		return fmt.Errorf("mode: forward is not available in this version; use serve")
+	default:
+		return fmt.Errorf("mode: unknown mode %q (want serve)", h.Mode)
+	}
+	if h.MaxBody < 0 {
+		return fmt.Errorf("max_body: must be positive, got %d", h.MaxBody)
+	}
+	if d := time.Duration(h.SessionTimeout); d < time.Second || d > maxSessionTimeout {
+		return fmt.Errorf("session_timeout: must be between 1s and %s, got %s", maxSessionTimeout, d)
+	}
+	if h.MaxSessions < 0 {
+		return fmt.Errorf("max_sessions: must be positive, got %d", h.MaxSessions)
+	}
+	return nil
+}
+
+// Validate checks the provisioned handler. Everything that can be checked
+// before the expensive work is checked in Provision; this confirms the parts
+// that Provision built.
+func (h *Handler) Validate() error {
+	if h.verifier == nil || h.contract == nil || h.store == nil {
+		return fmt.Errorf("ownid_sessions: not provisioned")
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)
