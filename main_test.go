@@ -1,6 +1,7 @@
 package ownidsessions
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -156,4 +158,11 @@ func sign(t testing.TB, alg string, claims jwt.MapClaims) string {
 // tokenFor is a valid HS256 token for sub.
 func tokenFor(t testing.TB, sub string) string {
 	return sign(t, "HS256", claimsFor(sub))
+}
+
+// newTestContext is a Caddy context for provisioning modules in unit tests.
+func newTestContext(t testing.TB) (caddy.Context, context.CancelFunc) {
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	return ctx, cancel
 }

@@ -1,0 +1,171 @@
+package ownidsessions
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddytest"
+)
+
+var updateAdapt = flag.Bool("update-adapt", false, "rewrite the JSON half of testdata/caddyfile/*.caddyfiletest")
+
+const adaptSeparator = "----------"
+
+// TestCaddyfileAdapt adapts every testdata/caddyfile/*.caddyfiletest (a
+// Caddyfile, a line of dashes, the JSON it must adapt to) as Caddy's own
+// tests do.
+func TestCaddyfileAdapt(t *testing.T) {
+	files, err := filepath.Glob("testdata/caddyfile/*.caddyfiletest")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no adapt tests found: %v", err)
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			input, expected, found := strings.Cut(string(data), adaptSeparator+"\n")
+			if *updateAdapt {
+				out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(input), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var pretty bytes.Buffer
+				if err := json.Indent(&pretty, out, "", "\t"); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(file, []byte(input+adaptSeparator+"\n"+pretty.String()+"\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if !found {
+				t.Fatalf("%s has no %q line", file, adaptSeparator)
+			}
+			caddytest.AssertAdapt(t, input, "caddyfile", strings.TrimSpace(expected))
+		})
+	}
+}
+
+// TestExampleAdapts keeps Caddyfile.example loadable by the adapter.
+func TestExampleAdapts(t *testing.T) {
+	data, err := os.ReadFile("Caddyfile.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt(data, map[string]any{"filename": "Caddyfile.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warnings) > 0 {
+		t.Errorf("warnings: %v", warnings)
+	}
+	if !bytes.Contains(out, []byte(`"handler":"ownid_sessions"`)) {
+		t.Errorf("Caddyfile.example does not use ownid_sessions: %s", out)
+	}
+}
+
+func TestUnmarshalCaddyfileErrors(t *testing.T) {
+	tests := map[string]struct {
+		input string
+		want  string
+	}{
+		"argument on directive": {`ownid_sessions foo`, "wrong argument count"},
+		"unknown subdirective":  {"ownid_sessions {\n frobnicate on\n}", `unrecognized subdirective "frobnicate"`},
+		"unknown mode":          {"ownid_sessions {\n mode proxy\n}", `mode: unknown mode "proxy"`},
+		"mode without value":    {"ownid_sessions {\n mode\n}", "wrong argument count"},
+		"bad size":              {"ownid_sessions {\n max_body lots\n}", `max_body: invalid size "lots"`},
+		"zero size":             {"ownid_sessions {\n max_body 0\n}", `max_body: invalid size "0"`},
+		"bad timeout":           {"ownid_sessions {\n session_timeout soon\n}", `session_timeout: invalid duration "soon"`},
+		"bad max_sessions":      {"ownid_sessions {\n max_sessions -1\n}", `max_sessions: want a positive integer`},
+		"extra argument":        {"ownid_sessions {\n max_sessions 1 2\n}", `max_sessions: unexpected argument "2"`},
+		"unknown store":         {"ownid_sessions {\n store floppy\n}", `store:`},
+		"store memory extra":    {"ownid_sessions {\n store memory a b\n}", "wrong argument count"},
+		"store memory sub":      {"ownid_sessions {\n store memory {\n  size 1\n }\n}", `store memory: unrecognized subdirective "size"`},
+		"jwt unknown":           {"ownid_sessions {\n jwt {\n  kid x\n }\n}", `jwt: unrecognized subdirective "kid"`},
+		"jwt empty alg":         {"ownid_sessions {\n jwt {\n  alg\n }\n}", `jwt alg: needs a value`},
+		"jwt two secrets":       {"ownid_sessions {\n jwt {\n  secret a b\n }\n}", `jwt secret: takes one value`},
+		"jwt bad leeway":        {"ownid_sessions {\n jwt {\n  leeway -1s\n }\n}", `jwt leeway: invalid duration`},
+		"jwt argument":          {"ownid_sessions {\n jwt HS256\n}", "wrong argument count"},
+	}
+	for name, tt := range tests {
+		var h Handler
+		err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tt.input))
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: error %v, want it to contain %q", name, err, tt.want)
+		}
+	}
+}
+
+func TestUnmarshalCaddyfile(t *testing.T) {
+	var h Handler
+	err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(`ownid_sessions {
+		max_body 2KiB
+		max_sessions 3
+		session_timeout 1h
+		jwt {
+			alg HS256
+			alg HS384
+			secret {env.S}
+			issuer a b
+			audience c
+			leeway 1s
+		}
+	}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.MaxBody != 2048 || h.MaxSessions != 3 || time.Duration(h.SessionTimeout) != time.Hour ||
+		strings.Join(h.JWT.Algorithms, " ") != "HS256 HS384" || h.JWT.Secret != "{env.S}" ||
+		len(h.JWT.Issuers) != 2 || h.JWT.Audiences[0] != "c" || h.JWT.Leeway == nil || time.Duration(*h.JWT.Leeway) != time.Second {
+		t.Fatalf("parsed %+v %+v", h, h.JWT)
+	}
+}
+
+// TestLoadErrors loads configs that cannot work into the real Caddy: each
+// fails at load with a message that names the subdirective.
+func TestLoadErrors(t *testing.T) {
+	site := func(body string) string {
+		return `{
+	admin localhost:2999
+	http_port 9080
+	https_port 9443
+	default_bind 127.0.0.1
+	skip_install_trust
+}
+http://localhost:9080 {
+	ownid_sessions {
+` + body + `
+	}
+}`
+	}
+	tests := map[string]struct {
+		body string
+		want string
+	}{
+		"no jwt":          {``, "jwt: a jwt block"},
+		"no key source":   {"jwt {\n alg HS256\n}", "jwt: no key source"},
+		"unknown alg":     {"jwt {\n alg XS256\n secret {env.OWNID_TEST_SECRET}\n}", `jwt alg: unknown algorithm \"XS256\"`},
+		"short secret":    {"jwt {\n alg HS256\n secret tooshort\n}", "jwt secret: must be at least 32 bytes"},
+		"bad size":        {"max_body huge\njwt {\n alg HS256\n secret {env.OWNID_TEST_SECRET}\n}", `max_body: invalid size \"huge\"`},
+		"missing key":     {"jwt {\n alg RS256\n key /nonexistent/key.pem\n}", "jwt key: open /nonexistent/key.pem"},
+		"huge timeout":    {"session_timeout 9000h\njwt {\n alg HS256\n secret {env.OWNID_TEST_SECRET}\n}", "session_timeout: must be between"},
+		"unknown store":   {"store floppy\njwt {\n alg HS256\n secret {env.OWNID_TEST_SECRET}\n}", "store:"},
+		"alg and no key":  {"jwt {\n alg HS256 ES256\n secret {env.OWNID_TEST_SECRET}\n}", "jwt alg: ES256 needs an EC P-256 key"},
+		"forward not yet": {"mode forward\njwt {\n alg HS256\n secret {env.OWNID_TEST_SECRET}\n}", "mode: unknown mode"},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			caddytest.AssertLoadError(t, site(tt.body), "caddyfile", tt.want)
+		})
+	}
+}

@@ -1,0 +1,292 @@
+package ownidsessions
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+
+func newTestSession(now time.Time, timeout time.Duration) Session {
+	return Session{ID: newSessionID(), Created: now, LastActive: now, Timeout: timeout, Payload: json.RawMessage(`{"a":1}`)}
+}
+
+func TestSessionTableLifecycle(t *testing.T) {
+	tbl := newSessionTable()
+	alice := Owner{App: "/app", Account: "alice"}
+	s, err := tbl.create(alice, newTestSession(t0, time.Minute), 10, t0)
+	if err != nil || s.Revision != 1 || s.ETag() != `"1"` {
+		t.Fatalf("create: %+v %v", s, err)
+	}
+	got, err := tbl.get(alice, s.ID, t0.Add(30*time.Second))
+	if err != nil || string(got.Payload) != `{"a":1}` || got.LastActive != t0 {
+		t.Fatalf("get: %+v %v", got, err)
+	}
+
+	// Update keeps the payload when none is given, refreshes lastActive,
+	// and moves the revision every time.
+	at := t0.Add(50 * time.Second)
+	up, err := tbl.update(alice, s.ID, nil, nil, at)
+	if err != nil || string(up.Payload) != `{"a":1}` || up.LastActive != at || up.Revision != 2 {
+		t.Fatalf("update without payload: %+v %v", up, err)
+	}
+	up, err = tbl.update(alice, s.ID, json.RawMessage(`{"b":2}`), &ifMatch{tags: []string{`"2"`}}, at)
+	if err != nil || string(up.Payload) != `{"b":2}` || up.Revision != 3 {
+		t.Fatalf("update with matching If-Match: %+v %v", up, err)
+	}
+	if _, err := tbl.update(alice, s.ID, json.RawMessage(`{}`), &ifMatch{tags: []string{`"2"`}}, at); !errors.Is(err, ErrPreconditionFailed) {
+		t.Fatalf("stale If-Match: %v", err)
+	}
+	if got, _ := tbl.get(alice, s.ID, at); got.Revision != 3 || string(got.Payload) != `{"b":2}` {
+		t.Fatalf("a failed precondition changed the session: %+v", got)
+	}
+	if err := tbl.remove(alice, s.ID, &ifMatch{tags: []string{`"1"`}}, at); !errors.Is(err, ErrPreconditionFailed) {
+		t.Fatalf("delete with stale If-Match: %v", err)
+	}
+	if err := tbl.remove(alice, s.ID, &ifMatch{any: true}, at); err != nil {
+		t.Fatalf("delete with If-Match *: %v", err)
+	}
+	if _, err := tbl.get(alice, s.ID, at); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("get after delete: %v", err)
+	}
+	if err := tbl.remove(alice, s.ID, nil, at); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("second delete: %v", err)
+	}
+}
+
+func TestSessionTableIsolation(t *testing.T) {
+	tbl := newSessionTable()
+	alice := Owner{App: "/app", Account: "alice"}
+	s, _ := tbl.create(alice, newTestSession(t0, time.Minute), 10, t0)
+	for _, other := range []Owner{
+		{App: "/app", Account: "bob"},
+		{App: "/other", Account: "alice"},
+		{App: "", Account: "alice"},
+		{App: "/app", Account: "ALICE"},
+	} {
+		if _, err := tbl.get(other, s.ID, t0); !errors.Is(err, ErrNotFound) {
+			t.Errorf("%+v get: %v", other, err)
+		}
+		if _, err := tbl.update(other, s.ID, nil, nil, t0); !errors.Is(err, ErrNotFound) {
+			t.Errorf("%+v update: %v", other, err)
+		}
+		if err := tbl.remove(other, s.ID, nil, t0); !errors.Is(err, ErrNotFound) {
+			t.Errorf("%+v delete: %v", other, err)
+		}
+		if l := tbl.list(other, t0); len(l) != 0 {
+			t.Errorf("%+v list: %v", other, l)
+		}
+	}
+	if _, err := tbl.get(alice, s.ID, t0); err != nil {
+		t.Fatalf("owner lost the session: %v", err)
+	}
+}
+
+func TestSessionTableExpiry(t *testing.T) {
+	tbl := newSessionTable()
+	o := Owner{Account: "carol"}
+	s, _ := tbl.create(o, newTestSession(t0, time.Minute), 10, t0)
+	long, _ := tbl.create(o, newTestSession(t0, time.Hour), 10, t0)
+
+	// Alive until lastActive+timeout, exactly; gone from that instant.
+	if _, err := tbl.get(o, s.ID, t0.Add(time.Minute-time.Millisecond)); err != nil {
+		t.Fatalf("expired early: %v", err)
+	}
+	end := t0.Add(time.Minute)
+	if _, err := tbl.get(o, s.ID, end); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("get at expiry: %v", err)
+	}
+	if l := tbl.list(o, end); len(l) != 1 || l[0].ID != long.ID {
+		t.Fatalf("list at expiry: %+v", l)
+	}
+	if _, err := tbl.update(o, s.ID, nil, nil, end); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("update after expiry: %v", err)
+	}
+
+	// The sweep removes what expired and nothing else.
+	s2, _ := tbl.create(o, newTestSession(end, time.Minute), 10, end)
+	if n := tbl.sweep(end.Add(2 * time.Minute)); n != 1 {
+		t.Fatalf("sweep removed %d, want 1 (s2)", n)
+	}
+	if _, err := tbl.get(o, s2.ID, end); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("swept session still readable at an earlier time: %v", err)
+	}
+	if _, err := tbl.get(o, long.ID, end); err != nil {
+		t.Fatalf("sweep removed a live session: %v", err)
+	}
+}
+
+func TestSessionTableMaxPerOwner(t *testing.T) {
+	tbl := newSessionTable()
+	o := Owner{App: "/a", Account: "dave"}
+	for i := 0; i < 3; i++ {
+		if _, err := tbl.create(o, newTestSession(t0, time.Minute), 3, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := tbl.create(o, newTestSession(t0, time.Minute), 3, t0); !errors.Is(err, ErrTooManySessions) {
+		t.Fatalf("fourth: %v", err)
+	}
+	if _, err := tbl.create(Owner{App: "/a", Account: "erin"}, newTestSession(t0, time.Minute), 3, t0); err != nil {
+		t.Fatalf("another account is limited by dave's sessions: %v", err)
+	}
+	// Expired sessions do not count.
+	later := t0.Add(time.Minute)
+	if _, err := tbl.create(o, newTestSession(later, time.Minute), 3, later); err != nil {
+		t.Fatalf("expired sessions still counted: %v", err)
+	}
+}
+
+// TestSessionTableConcurrentIfMatch runs read-modify-write loops against one
+// session: with If-Match, every acknowledged write is kept.
+func TestSessionTableConcurrentIfMatch(t *testing.T) {
+	tbl := newSessionTable()
+	o := Owner{Account: "race"}
+	s, _ := tbl.create(o, newTestSession(t0, time.Hour), 10, t0)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	acked := 0
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 200; i++ {
+				cur, err := tbl.get(o, s.ID, t0)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				var n int
+				_ = json.Unmarshal(cur.Payload, &struct{ N *int }{&n})
+				next := json.RawMessage(fmt.Sprintf(`{"N":%d}`, n+1))
+				_, err = tbl.update(o, s.ID, next, &ifMatch{tags: []string{cur.ETag()}}, t0)
+				if err == nil {
+					mu.Lock()
+					acked++
+					mu.Unlock()
+				} else if !errors.Is(err, ErrPreconditionFailed) {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	final, _ := tbl.get(o, s.ID, t0)
+	var n struct{ N int }
+	_ = json.Unmarshal(final.Payload, &n)
+	if n.N != acked || acked == 0 {
+		t.Fatalf("counter %d, acknowledged writes %d", n.N, acked)
+	}
+}
+
+func TestMemoryStoreSharedAcrossConfigs(t *testing.T) {
+	ctx1, cancel1 := newTestContext(t)
+	a := &MemoryStore{Name: "shared-test"}
+	if err := a.Provision(ctx1); err != nil {
+		t.Fatal(err)
+	}
+	o := Owner{Account: "ivan"}
+	s, err := a.Create(context.Background(), o, newTestSession(t0, time.Hour), 10, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A second config takes the same table, then the first goes away.
+	ctx2, cancel2 := newTestContext(t)
+	b := &MemoryStore{Name: "shared-test"}
+	if err := b.Provision(ctx2); err != nil {
+		t.Fatal(err)
+	}
+	cancel1()
+	if err := a.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Get(context.Background(), o, s.ID, t0); err != nil {
+		t.Fatalf("session lost when the old config went away: %v", err)
+	}
+	// Another name is another table.
+	c := &MemoryStore{Name: "other-test"}
+	if err := c.Provision(ctx2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Get(context.Background(), o, s.ID, t0); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("other store sees the session: %v", err)
+	}
+	cancel2()
+	_ = b.Cleanup()
+	_ = c.Cleanup()
+	// With no config left, the table is released: a new one starts empty.
+	d := &MemoryStore{Name: "shared-test"}
+	ctx3, cancel3 := newTestContext(t)
+	defer cancel3()
+	if err := d.Provision(ctx3); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Cleanup()
+	if _, err := d.Get(context.Background(), o, s.ID, t0); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("released table kept its sessions: %v", err)
+	}
+}
+
+func TestIfMatchParsing(t *testing.T) {
+	tests := []struct {
+		header []string
+		etag   string
+		want   bool
+	}{
+		{nil, `"1"`, true},
+		{[]string{`"1"`}, `"1"`, true},
+		{[]string{`"2", "1"`}, `"1"`, true},
+		{[]string{`"2"`, `"1"`}, `"1"`, true},
+		{[]string{`*`}, `"9"`, true},
+		{[]string{`W/"1"`}, `"1"`, false},
+		{[]string{`1`}, `"1"`, false},
+		{[]string{``}, `"1"`, false},
+		{[]string{`"2"`}, `"1"`, false},
+	}
+	for _, tt := range tests {
+		if got := parseIfMatch(tt.header).matches(tt.etag); got != tt.want {
+			t.Errorf("If-Match %q vs %s: %v, want %v", tt.header, tt.etag, got, tt.want)
+		}
+	}
+}
+
+func TestNewSessionID(t *testing.T) {
+	seen := map[string]bool{}
+	for i := 0; i < 1000; i++ {
+		id := newSessionID()
+		if len(id) != 22 || !validSessionID(id) || seen[id] {
+			t.Fatalf("bad or repeated id %q", id)
+		}
+		seen[id] = true
+	}
+}
+
+func BenchmarkSessionTableGet(b *testing.B) {
+	tbl := newSessionTable()
+	o := Owner{App: "/app", Account: "bench"}
+	s, _ := tbl.create(o, newTestSession(t0, time.Hour), 10, t0)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := tbl.get(o, s.ID, t0); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkSessionTableUpdate(b *testing.B) {
+	tbl := newSessionTable()
+	o := Owner{App: "/app", Account: "bench"}
+	s, _ := tbl.create(o, newTestSession(t0, time.Hour), 10, t0)
+	payload := json.RawMessage(`{"theme":"dark"}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := tbl.update(o, s.ID, payload, nil, t0); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
