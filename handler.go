@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
@@ -205,6 +206,11 @@ func readBody(r *http.Request, limit int64) ([]byte, *problem) {
 	body := buf.Bytes()
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, newProblem(kindInvalidRequest, "a JSON object body is required")
+	}
+	// JSON text is UTF-8 (RFC 8259); encoding/json would quietly replace
+	// invalid bytes, so they are refused here.
+	if !utf8.Valid(body) {
+		return nil, newProblem(kindMalformedJSON, "the body is not valid UTF-8")
 	}
 	if !json.Valid(body) {
 		return nil, newProblem(kindMalformedJSON, "the body is not well-formed JSON")

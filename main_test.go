@@ -68,9 +68,6 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	// Caddy writes its state under the XDG directories; keep it here.
-	os.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "config"))
-	os.Setenv("XDG_DATA_HOME", filepath.Join(dir, "data"))
 	os.Setenv("OWNID_TEST_SECRET", testSecret)
 	clock = testNow
 	makeTestKeys(dir)

@@ -1,0 +1,195 @@
+package ownidsessions
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+func TestParseRoute(t *testing.T) {
+	tests := []struct {
+		path string
+		ok   bool
+		want route
+	}{
+		{"/accounts/sessions", true, route{app: "", template: collectionPath, path: "/accounts/sessions"}},
+		{"/app1/accounts/sessions", true, route{app: "/app1", template: collectionPath, path: "/accounts/sessions"}},
+		{"/a/b/accounts/sessions/xyz", true, route{app: "/a/b", template: itemPath, path: "/accounts/sessions/xyz", sessionID: "xyz"}},
+		{"/accounts/sessions/bad!id", true, route{app: "", template: itemPath, path: "/accounts/sessions/bad!id", sessionID: "bad!id"}},
+		{"/accounts/sessions/", false, route{}},
+		{"/accounts/sessions/a/b", false, route{}},
+		{"/accounts/sessionsx", false, route{}},
+		{"/accounts", false, route{}},
+		{"/", false, route{}},
+		{"", false, route{}},
+	}
+	for _, tt := range tests {
+		got, ok := parseRoute(tt.path)
+		if ok != tt.ok || got != tt.want {
+			t.Errorf("parseRoute(%q) = %+v, %v; want %+v, %v", tt.path, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestValidSessionID(t *testing.T) {
+	for _, id := range []string{"a", "AZaz09-._~", strings.Repeat("x", 128), newSessionID()} {
+		if !validSessionID(id) {
+			t.Errorf("%q refused", id)
+		}
+	}
+	for _, id := range []string{"", strings.Repeat("x", 129), "a b", "a%20b", "a/b", "ä", "a+b", "a\x00"} {
+		if validSessionID(id) {
+			t.Errorf("%q accepted", id)
+		}
+	}
+}
+
+// newTestHandler provisions a serve-mode handler with its own memory store.
+func newTestHandler(t testing.TB) *Handler {
+	t.Helper()
+	h := &Handler{
+		JWT:      &JWTConfig{Algorithms: allAlgorithms, Secret: testSecret, Keys: []string{testKeys.rsaPEM, testKeys.ecPEM, testKeys.edPEM}},
+		StoreRaw: json.RawMessage(`{"type":"memory","name":"unit-` + t.Name() + `"}`),
+	}
+	ctx, _ := newTestContext(t)
+	if err := h.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func newRequest(method, path, token, body string) *http.Request {
+	r := httptest.NewRequest(method, path, strings.NewReader(body))
+	if body != "" {
+		r.Header.Set("Content-Type", "application/json")
+	}
+	r.Header.Set("Authorization", "Bearer "+token)
+	repl := caddy.NewReplacer()
+	return r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, repl))
+}
+
+var nextMustNotRun = caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error {
+	panic("next handler called for a contract path")
+})
+
+func TestServeHTTPUnit(t *testing.T) {
+	h := newTestHandler(t)
+	tok := tokenFor(t, "unit")
+
+	w := httptest.NewRecorder()
+	if err := h.ServeHTTP(w, newRequest("POST", "/u/accounts/sessions", tok, `{"payload": { "a" : 1 }}`), nextMustNotRun); err != nil {
+		t.Fatal(err)
+	}
+	var s sessionJSON
+	if w.Code != 201 || json.Unmarshal(w.Body.Bytes(), &s) != nil || string(s.Payload) != `{"a":1}` {
+		t.Fatalf("create: %d %s", w.Code, w.Body)
+	}
+	if w.Header().Get("Content-Length") != strconv.Itoa(w.Body.Len()) {
+		t.Errorf("Content-Length %s for %d bytes", w.Header().Get("Content-Length"), w.Body.Len())
+	}
+
+	w = httptest.NewRecorder()
+	h.ServeHTTP(w, newRequest("PUT", "/u/accounts/sessions/"+s.ID, tok, `{"payload": {"b": [1, 2]}}`), nextMustNotRun)
+	if w.Code != 200 || !strings.Contains(w.Body.String(), `"payload":{"b":[1,2]}`) || w.Header().Get("ETag") != `"2"` {
+		t.Fatalf("put: %d %s %v", w.Code, w.Body, w.Header())
+	}
+
+	// Off the contract's paths the next handler runs, untouched.
+	called := false
+	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		called = true
+		return nil
+	})
+	w = httptest.NewRecorder()
+	h.ServeHTTP(w, newRequest("GET", "/u/other", "", ""), next)
+	if !called || w.Body.Len() != 0 {
+		t.Fatalf("pass-through: called=%v body=%s", called, w.Body)
+	}
+}
+
+func TestReadBody(t *testing.T) {
+	tests := []struct {
+		body string
+		cl   int64 // Content-Length sent; -1 for unknown (chunked)
+		kind problemKind
+		ok   bool
+	}{
+		{body: `{"a":1}`, cl: 7, ok: true},
+		{body: `{"a":1}`, cl: -1, ok: true},
+		{body: strings.Repeat(" ", 20) + "{}", cl: -1, ok: true},
+		{body: `{"a":"` + strings.Repeat("x", 40) + `"}`, cl: -1, kind: kindBodyTooLarge},
+		{body: `{}`, cl: 1000, kind: kindBodyTooLarge},
+		{body: ``, cl: 0, kind: kindInvalidRequest},
+		{body: `   `, cl: -1, kind: kindInvalidRequest},
+		{body: `{"a":`, cl: -1, kind: kindMalformedJSON},
+		{body: "{\"a\":\"\xff\"}", cl: -1, kind: kindMalformedJSON},
+	}
+	for _, tt := range tests {
+		r := httptest.NewRequest("PUT", "/", io.NopCloser(strings.NewReader(tt.body)))
+		r.ContentLength = tt.cl
+		body, p := readBody(r, 32)
+		if tt.ok {
+			if p != nil || string(body) != tt.body {
+				t.Errorf("%q: %q, %v", tt.body, body, p)
+			}
+			continue
+		}
+		if p == nil || p.kind != tt.kind {
+			t.Errorf("%q: %v, want %s", tt.body, p, problemKinds[tt.kind].slug)
+		}
+	}
+}
+
+// BenchmarkServeHTTPPut is one valid PUT through ServeHTTP: token, contract,
+// store and response, for each token algorithm.
+func BenchmarkServeHTTPPut(b *testing.B) {
+	h := newTestHandler(b)
+	for _, alg := range []string{"HS256", "RS256", "ES256", "EdDSA"} {
+		b.Run(alg, func(b *testing.B) {
+			tok := sign(b, alg, claimsFor("bench"))
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, newRequest("POST", "/bench/accounts/sessions", tok, `{"payload":{}}`), nextMustNotRun)
+			var s sessionJSON
+			if err := json.Unmarshal(w.Body.Bytes(), &s); err != nil {
+				b.Fatal(err, w.Body.String())
+			}
+			body := []byte(`{"payload":{"preferences":{"theme":"dark","resolution":"wide"}}}`)
+			r := newRequest("PUT", "/bench/accounts/sessions/"+s.ID, tok, "")
+			r.Header.Set("Content-Type", "application/json")
+			rw := &discardWriter{h: http.Header{}}
+			b.ReportAllocs()
+			for b.Loop() {
+				r.Body = io.NopCloser(bytes.NewReader(body))
+				r.ContentLength = int64(len(body))
+				clear(rw.h)
+				rw.code = 0
+				if err := h.ServeHTTP(rw, r, nextMustNotRun); err != nil || rw.code != 200 {
+					b.Fatalf("status %d, %v", rw.code, err)
+				}
+			}
+		})
+	}
+}
+
+// discardWriter is a ResponseWriter that keeps only the status, so the
+// benchmark measures the handler rather than a recorder's buffers.
+type discardWriter struct {
+	h    http.Header
+	code int
+}
+
+func (d *discardWriter) Header() http.Header         { return d.h }
+func (d *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (d *discardWriter) WriteHeader(code int)        { d.code = code }

@@ -1,0 +1,142 @@
+package ownidsessions
+
+import (
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	verrors "github.com/pb33f/libopenapi-validator/errors"
+)
+
+func TestEmbeddedContract(t *testing.T) {
+	c, err := loadContract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, errs := c.validator.ValidateDocument(); !ok {
+		for _, e := range errs {
+			t.Error(e)
+		}
+	}
+	if a := c.allow[collectionPath]; a.header != "GET, POST" || !c.declaresBody(collectionPath, "POST") || c.declaresBody(collectionPath, "GET") {
+		t.Errorf("collection: %+v", a)
+	}
+	if a := c.allow[itemPath]; a.header != "DELETE, GET, PUT" || !c.declaresBody(itemPath, "PUT") {
+		t.Errorf("item: %+v", a)
+	}
+	// The seed's operation is there as OwnID has it.
+	if !strings.Contains(string(embeddedContract), "operationId: updateSession") ||
+		!strings.Contains(string(embeddedContract), "summary: Update an existing session") {
+		t.Error("the seed's updateSession operation is missing")
+	}
+}
+
+func TestParseContractErrors(t *testing.T) {
+	if _, err := parseContract([]byte("not: [an openapi")); err == nil || !strings.HasPrefix(err.Error(), "spec:") {
+		t.Errorf("broken YAML: %v", err)
+	}
+	other := "openapi: 3.1.0\ninfo: {title: x, version: '1'}\npaths:\n  /pets:\n    get:\n      responses:\n        '200': {description: ok}\n"
+	if _, err := parseContract([]byte(other)); err == nil || !strings.Contains(err.Error(), "does not describe /accounts/sessions") {
+		t.Errorf("a document without the session paths: %v", err)
+	}
+}
+
+func TestValidateRequest(t *testing.T) {
+	c, _ := loadContract()
+	tests := []struct {
+		method, path, body string
+		locations          []string // nil: valid
+	}{
+		{"PUT", "/accounts/sessions/abc", `{"payload":{"a":1}}`, nil},
+		{"PUT", "/accounts/sessions/abc", `{}`, nil},
+		{"PUT", "/accounts/sessions/abc", `{"payload":"x"}`, []string{"/payload"}},
+		{"PUT", "/accounts/sessions/abc", `[]`, []string{""}},
+		{"POST", "/accounts/sessions", `{"payload":{},"timeout":30}`, nil},
+		{"POST", "/accounts/sessions", `{"payload":{},"timeout":-1}`, []string{"/timeout"}},
+		{"POST", "/accounts/sessions", `{"payload":{},"timeout":"30"}`, []string{"/timeout"}},
+		{"GET", "/accounts/sessions", ``, nil},
+	}
+	for _, tt := range tests {
+		r := httptest.NewRequest(tt.method, "/my-app"+tt.path, nil)
+		r.Header.Set("Content-Type", "application/json")
+		var body []byte
+		if tt.body != "" {
+			body = []byte(tt.body)
+		}
+		p := c.validateRequest(r, tt.path, body)
+		if tt.locations == nil {
+			if p != nil {
+				t.Errorf("%s %s: %v %+v", tt.method, tt.body, p, p.errors)
+			}
+			continue
+		}
+		if p == nil || p.kind != kindInvalidRequest {
+			t.Errorf("%s %s: %v, want invalid-request", tt.method, tt.body, p)
+			continue
+		}
+		for _, loc := range tt.locations {
+			found := false
+			for _, e := range p.errors {
+				found = found || e.Location == loc && e.Message != ""
+			}
+			if !found {
+				t.Errorf("%s %s: errors %+v lack %q", tt.method, tt.body, p.errors, loc)
+			}
+		}
+	}
+}
+
+func TestFieldErrors(t *testing.T) {
+	got := fieldErrors([]*verrors.ValidationError{
+		{Message: "generic", Reason: "query parameter 'x' is missing", ParameterName: "x"},
+		{Message: "body failed", SchemaValidationErrors: []*verrors.SchemaValidationFailure{
+			{Reason: "got string, want object", InstancePath: []string{"payload"}},
+			{Reason: "bad", InstancePath: []string{"a/b", "c~d"}},
+		}},
+	})
+	want := []fieldError{
+		{"x", "query parameter 'x' is missing"},
+		{"/payload", "got string, want object"},
+		{"/a~1b/c~0d", "bad"},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %+v", got)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("%d: %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}
+
+func TestCheckMediaType(t *testing.T) {
+	for ct, ok := range map[string]bool{
+		"application/json":                  true,
+		"application/json; charset=utf-8":   true,
+		"Application/JSON":                  true,
+		"application/merge-patch+json":      true,
+		"text/plain":                        false,
+		"application/jsonx":                 false,
+		"":                                  false,
+		"application/x-www-form-urlencoded": false,
+	} {
+		r := httptest.NewRequest("PUT", "/", nil)
+		r.Header.Set("Content-Type", ct)
+		if got := checkMediaType(r) == nil; got != ok {
+			t.Errorf("%q: accepted=%v, want %v", ct, got, ok)
+		}
+	}
+}
+
+func BenchmarkValidateRequestPut(b *testing.B) {
+	c, _ := loadContract()
+	r := httptest.NewRequest("PUT", "/app/accounts/sessions/abc", nil)
+	r.Header.Set("Content-Type", "application/json")
+	body := []byte(`{"payload":{"preferences":{"theme":"dark","resolution":"wide"}}}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if p := c.validateRequest(r, "/accounts/sessions/abc", body); p != nil {
+			b.Fatal(p)
+		}
+	}
+}
