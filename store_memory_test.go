@@ -1,13 +1,18 @@
 package ownidsessions
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime/pprof"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/caddyserver/caddy/v2"
 )
 
 var t0 = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
@@ -288,5 +293,41 @@ func BenchmarkSessionTableUpdate(b *testing.B) {
 		if _, err := tbl.update(o, s.ID, payload, nil, t0); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// sweepers counts the running sweeper goroutines.
+func sweepers() int {
+	var buf bytes.Buffer
+	_ = pprof.Lookup("goroutine").WriteTo(&buf, 2)
+	return strings.Count(buf.String(), "(*MemoryStore).sweepUntilDone")
+}
+
+// TestSweeperStopsWithConfig: each config's sweeper ends when its context
+// does, while the table it swept lives on for the next config.
+func TestSweeperStopsWithConfig(t *testing.T) {
+	before := sweepers()
+	var cancels []context.CancelFunc
+	for i := 0; i < 3; i++ {
+		ctx, cancel := newTestContext(t)
+		m := &MemoryStore{Name: "sweeper-test", SweepInterval: caddy.Duration(time.Millisecond)}
+		if err := m.Provision(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = m.Cleanup() })
+		cancels = append(cancels, cancel)
+	}
+	if got := sweepers(); got != before+3 {
+		t.Fatalf("%d sweepers running, want %d", got, before+3)
+	}
+	for _, cancel := range cancels {
+		cancel()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for sweepers() != before && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := sweepers(); got != before {
+		t.Fatalf("%d sweepers still running after their configs stopped, want %d", got, before)
 	}
 }
