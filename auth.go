@@ -1,10 +1,13 @@
 package ownidsessions
 
 import (
+	"cmp"
+	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -17,6 +20,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/golang-jwt/jwt/v5"
+	"go.uber.org/zap"
 )
 
 // JWTConfig says how bearer tokens are verified. Tokens must carry exp; the
@@ -45,6 +49,37 @@ type JWTConfig struct {
 
 	// The clock skew tolerated on exp, nbf and iat. Default: 30s.
 	Leeway *caddy.Duration `json:"leeway,omitempty"`
+
+	// URLs of JWK Sets (https, or http to a loopback host). A token whose
+	// header has a kid is verified with the set's key of that kid; the
+	// JWK's own alg, when present, must be the token's. Sets are fetched
+	// when the config loads (a set that cannot be fetched is logged and
+	// retried, and does not stop Caddy) and refreshed in the background.
+	JWKS []string `json:"jwks,omitempty"`
+
+	// How often the JWK Sets are fetched again. Default: 1h.
+	JWKSRefresh caddy.Duration `json:"jwks_refresh,omitempty"`
+
+	// A token with an unknown kid makes a set be fetched again at most once
+	// per this interval. Default: 5m.
+	JWKSRefetchInterval caddy.Duration `json:"jwks_refetch_interval,omitempty"`
+
+	// The longest a request waits on a JWK Set fetch. Default: 2s.
+	JWKSWait caddy.Duration `json:"jwks_wait,omitempty"`
+
+	// How many verified tokens are remembered, so that a token seen again
+	// skips the signature check; 0 turns the cache off. Default: 10000.
+	CacheSize *int `json:"cache_size,omitempty"`
+
+	// The longest a verified token is remembered (never past its exp).
+	// Default: 5m.
+	CacheTTL caddy.Duration `json:"cache_ttl,omitempty"`
+
+	// Claims the token must carry, by top-level claim name: each listed
+	// value must equal the claim (string, number or bool) or, for an
+	// array claim, be one of its members. A valid token that fails a
+	// requirement gets 403.
+	Require map[string][]string `json:"require,omitempty"`
 }
 
 // Bounds on what is parsed at all: anything larger is refused before any
@@ -82,18 +117,37 @@ var keyKindNames = [...]string{
 }
 
 // verifier checks bearer tokens. It is built once per config and is safe for
-// concurrent use.
+// concurrent use; its JWKS refreshers stop with the config's context.
 type verifier struct {
 	parser  *jwt.Parser
 	issuers []string
-	// keysByAlg holds, for each allowed algorithm, the keys that may verify
-	// it: what the key function hands golang-jwt.
+	leeway  time.Duration
+	now     func() time.Time
+	// keysByAlg holds, for each allowed algorithm, the static keys that may
+	// verify it: what the key function hands golang-jwt.
 	keysByAlg map[string]any
+	jwks      []*jwksSource
+	cache     *tokenCache // nil when off
+	rules     []claimRule
 }
 
-func newVerifier(cfg *JWTConfig, repl *caddy.Replacer, now func() time.Time) (*verifier, error) {
+// verifierEnv is what a verifier takes from the config that loads it.
+type verifierEnv struct {
+	ctx    context.Context
+	repl   *caddy.Replacer
+	now    func() time.Time
+	logger *zap.Logger
+}
+
+func newVerifier(cfg *JWTConfig, env verifierEnv) (*verifier, error) {
 	if len(cfg.Algorithms) == 0 {
 		return nil, fmt.Errorf("jwt alg: at least one algorithm is required")
+	}
+	repl := env.repl
+	for _, u := range cfg.JWKS {
+		if err := checkJWKSURL(repl.ReplaceKnown(u, "")); err != nil {
+			return nil, fmt.Errorf("jwt %v", err)
+		}
 	}
 	byKind := map[keyKind][]any{}
 	if cfg.Secret != "" {
@@ -112,11 +166,11 @@ func newVerifier(cfg *JWTConfig, repl *caddy.Replacer, now func() time.Time) (*v
 			byKind[k.kind] = append(byKind[k.kind], k.key)
 		}
 	}
-	if len(byKind) == 0 {
-		return nil, fmt.Errorf("jwt: no key source: set secret or key")
+	if len(byKind) == 0 && len(cfg.JWKS) == 0 {
+		return nil, fmt.Errorf("jwt: no key source: set secret, key or jwks")
 	}
 
-	v := &verifier{issuers: cfg.Issuers, keysByAlg: map[string]any{}}
+	v := &verifier{issuers: cfg.Issuers, now: env.now, keysByAlg: map[string]any{}, rules: rulesFrom(cfg.Require)}
 	used := map[keyKind]bool{}
 	for _, alg := range cfg.Algorithms {
 		if strings.EqualFold(alg, "none") {
@@ -129,6 +183,9 @@ func newVerifier(cfg *JWTConfig, repl *caddy.Replacer, now func() time.Time) (*v
 		keys := byKind[kind]
 		switch len(keys) {
 		case 0:
+			if kind != keyHMAC && len(cfg.JWKS) > 0 {
+				break // the key sets may serve it
+			}
 			return nil, fmt.Errorf("jwt alg: %s needs %s, and none is configured", alg, keyKindNames[kind])
 		case 1:
 			v.keysByAlg[alg] = keys[0]
@@ -154,12 +211,49 @@ func newVerifier(cfg *JWTConfig, repl *caddy.Replacer, now func() time.Time) (*v
 	if leeway < 0 {
 		return nil, fmt.Errorf("jwt leeway: must not be negative, got %s", leeway)
 	}
+	v.leeway = leeway
+	for claim, values := range cfg.Require {
+		if claim == "" || len(values) == 0 {
+			return nil, fmt.Errorf("jwt require: needs a claim name and a value")
+		}
+	}
+
+	cacheSize := defaultCacheSize
+	if cfg.CacheSize != nil {
+		cacheSize = *cfg.CacheSize
+	}
+	if cacheSize < 0 {
+		return nil, fmt.Errorf("jwt cache_size: must not be negative, got %d", cacheSize)
+	}
+	cacheTTL := cmp.Or(time.Duration(cfg.CacheTTL), defaultCacheTTL)
+	if cacheTTL < 0 {
+		return nil, fmt.Errorf("jwt cache_ttl: must be positive, got %s", cacheTTL)
+	}
+	if cacheSize > 0 {
+		v.cache = newTokenCache(cacheSize, cacheTTL)
+	}
+
+	if len(cfg.JWKS) > 0 {
+		settings := jwksSettings{
+			refresh:         cmp.Or(time.Duration(cfg.JWKSRefresh), defaultJWKSRefresh),
+			refetchInterval: cmp.Or(time.Duration(cfg.JWKSRefetchInterval), defaultJWKSRefetchInterval),
+			wait:            cmp.Or(time.Duration(cfg.JWKSWait), defaultJWKSWait),
+			client:          &http.Client{Timeout: jwksBackgroundTimeout},
+		}
+		if settings.refresh < 0 || settings.refetchInterval < 0 || settings.wait < 0 {
+			return nil, fmt.Errorf("jwt jwks_refresh, jwks_refetch_interval, jwks_wait: must be positive")
+		}
+		for _, u := range cfg.JWKS {
+			v.jwks = append(v.jwks, newJWKSSource(env.ctx, repl.ReplaceKnown(u, ""), settings, env.logger, v.keysChanged))
+		}
+	}
+
 	opts := []jwt.ParserOption{
 		jwt.WithValidMethods(slices.Clone(cfg.Algorithms)),
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),
 		jwt.WithLeeway(leeway),
-		jwt.WithTimeFunc(now),
+		jwt.WithTimeFunc(env.now),
 	}
 	if len(cfg.Audiences) > 0 {
 		opts = append(opts, jwt.WithAudience(cfg.Audiences...))
@@ -242,16 +336,42 @@ func classifyKey(pub any) (publicKey, error) {
 	return publicKey{}, fmt.Errorf("unsupported key type %T", pub)
 }
 
-// keyFor is golang-jwt's key function: the keys for the token's algorithm.
-// The parser has already refused algorithms outside the allow-list.
-func (v *verifier) keyFor(t *jwt.Token) (any, error) {
-	if k, ok := v.keysByAlg[t.Method.Alg()]; ok {
-		return k, nil
+// keysChanged empties the token cache: a key may have been revoked.
+func (v *verifier) keysChanged() {
+	if v.cache != nil {
+		v.cache.clear()
 	}
-	return nil, errAlgNotAllowed
 }
 
-var errAlgNotAllowed = errors.New("algorithm not allowed")
+// keyFor is golang-jwt's key function: for a token with a kid, the key of
+// that kid from the key sets, if the type of that key fits the algorithm;
+// otherwise the static keys for the token's algorithm. The parser has
+// already refused algorithms outside the allow-list.
+func (v *verifier) keyFor(ctx context.Context, t *jwt.Token) (any, error) {
+	alg := t.Method.Alg()
+	kind := algorithms[alg]
+	if kid, _ := t.Header["kid"].(string); kid != "" && kind != keyHMAC {
+		for _, src := range v.jwks {
+			key, err := src.key(ctx, t)
+			if err != nil {
+				continue
+			}
+			if k, err := classifyKey(key); err != nil || k.kind != kind {
+				return nil, errKeyTypeMismatch
+			}
+			return key, nil
+		}
+	}
+	if k, ok := v.keysByAlg[alg]; ok {
+		return k, nil
+	}
+	return nil, errNoKey
+}
+
+var (
+	errNoKey           = errors.New("no key for this token")
+	errKeyTypeMismatch = errors.New("the key's type does not fit the token's algorithm")
+)
 
 // bearerToken extracts the token from the Authorization header. The scheme is
 // matched case-insensitively (RFC 6750); nothing else carries a token.
@@ -284,15 +404,44 @@ func invalidToken(detail string) *problem {
 		withHeader("WWW-Authenticate", `Bearer realm="ownid_sessions", error="invalid_token"`)
 }
 
-// verify checks the request's bearer token and returns its claims. The
-// problem's detail says why a token failed, never what it held.
-func (v *verifier) verify(r *http.Request) (jwt.MapClaims, *problem) {
+// verify checks the request's bearer token, then the claim requirements, and
+// returns what the token says. The problem's detail says why a token failed,
+// never what it held.
+func (v *verifier) verify(r *http.Request) (*identity, *problem) {
 	raw, p := bearerToken(r)
 	if p != nil {
 		return nil, p
 	}
+	id, p := v.identify(r.Context(), raw)
+	if p != nil {
+		return nil, p
+	}
+	if p := checkRules(v.rules, id); p != nil {
+		return nil, p
+	}
+	return id, nil
+}
+
+// identify verifies a token, or finds it in the cache of tokens that
+// verified. A cached token is still held to its exp and nbf.
+func (v *verifier) identify(ctx context.Context, raw string) (*identity, *problem) {
+	var key [sha256.Size]byte
+	if v.cache != nil {
+		now := v.now()
+		key = sha256.Sum256([]byte(raw))
+		if id, ok := v.cache.get(&key, now); ok {
+			if !now.Before(id.expires.Add(v.leeway)) {
+				return nil, invalidToken("the token has expired")
+			}
+			if !id.notBefore.IsZero() && now.Before(id.notBefore.Add(-v.leeway)) {
+				return nil, invalidToken("the token is not valid yet")
+			}
+			return id, nil
+		}
+	}
 	claims := jwt.MapClaims{}
-	if _, err := v.parser.ParseWithClaims(raw, claims, v.keyFor); err != nil {
+	keyFor := func(t *jwt.Token) (any, error) { return v.keyFor(ctx, t) }
+	if _, err := v.parser.ParseWithClaims(raw, claims, keyFor); err != nil {
 		return nil, invalidToken(tokenFailure(err))
 	}
 	if len(v.issuers) > 0 {
@@ -301,7 +450,12 @@ func (v *verifier) verify(r *http.Request) (jwt.MapClaims, *problem) {
 			return nil, invalidToken("the token's issuer is not accepted")
 		}
 	}
-	return claims, nil
+	id := newIdentity(claims)
+	if v.cache != nil {
+		now := v.now()
+		v.cache.put(&key, id, id.expires.Add(v.leeway), now)
+	}
+	return id, nil
 }
 
 // tokenFailure names why golang-jwt refused a token, in words safe to send.
@@ -311,8 +465,12 @@ func tokenFailure(err error) string {
 		return "the token is malformed"
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
 		return "the token's signature does not verify"
+	case errors.Is(err, errNoKey):
+		return "no configured key verifies this token (unknown kid, or no key for its algorithm)"
+	case errors.Is(err, errKeyTypeMismatch):
+		return "the key of the token's kid does not fit the token's algorithm"
 	case errors.Is(err, jwt.ErrTokenUnverifiable):
-		return "the token's algorithm is not accepted"
+		return "the token cannot be verified with the configured keys"
 	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
 		return "the token lacks a required claim (exp, or aud when an audience is configured)"
 	case errors.Is(err, jwt.ErrTokenExpired):
@@ -329,11 +487,10 @@ func tokenFailure(err error) string {
 	return "the token cannot be verified"
 }
 
-// subject returns the account a token speaks for: its sub claim.
-func subject(claims jwt.MapClaims) (string, *problem) {
-	sub, err := claims.GetSubject()
-	if err != nil || sub == "" {
+// account returns the account a token speaks for: its sub claim.
+func (id *identity) account() (string, *problem) {
+	if id.subject == "" {
 		return "", invalidToken("the token has no sub claim")
 	}
-	return sub, nil
+	return id.subject, nil
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 )
@@ -83,13 +84,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 // the operation. It writes the success response itself and returns any
 // rejection for ServeHTTP to write.
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rt route) *problem {
-	claims, p := h.verifier.verify(r)
+	id, p := h.verifier.verify(r)
 	if p != nil {
 		return p
 	}
-	account, p := subject(claims)
+	account, p := id.account()
 	if p != nil {
 		return p
+	}
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		repl.Map(id.placeholder)
 	}
 	if p := h.contract.checkMethod(rt.template, r.Method); p != nil {
 		return p

@@ -116,7 +116,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 
 	var err error
-	if h.verifier, err = newVerifier(h.JWT, caddy.NewReplacer(), h.now); err != nil {
+	env := verifierEnv{ctx: ctx, repl: caddy.NewReplacer(), now: h.now, logger: h.logger}
+	if h.verifier, err = newVerifier(h.JWT, env); err != nil {
 		return err
 	}
 	if h.contract, err = loadContract(); err != nil {

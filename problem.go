@@ -19,6 +19,7 @@ const (
 	kindInvalidSessionID
 	kindMissingToken
 	kindInvalidToken
+	kindForbidden
 	kindNotFound
 	kindMethodNotAllowed
 	kindPreconditionFailed
@@ -40,6 +41,7 @@ var problemKinds = [...]struct {
 	kindInvalidSessionID:     {"invalid-session-id", "The session id is not valid", http.StatusBadRequest},
 	kindMissingToken:         {"missing-token", "A bearer token is required", http.StatusUnauthorized},
 	kindInvalidToken:         {"invalid-token", "The bearer token is not valid", http.StatusUnauthorized},
+	kindForbidden:            {"claim-requirement-failed", "The token does not meet a requirement", http.StatusForbidden},
 	kindNotFound:             {"session-not-found", "No such session", http.StatusNotFound},
 	kindMethodNotAllowed:     {"method-not-allowed", "Method not allowed on this path", http.StatusMethodNotAllowed},
 	kindPreconditionFailed:   {"precondition-failed", "The session has changed", http.StatusPreconditionFailed},

@@ -317,17 +317,23 @@ func TestSweeperStopsWithConfig(t *testing.T) {
 		t.Cleanup(func() { _ = m.Cleanup() })
 		cancels = append(cancels, cancel)
 	}
-	if got := sweepers(); got != before+3 {
+	// A goroutine shows its function once it has been scheduled.
+	waitFor := func(want int) int {
+		deadline := time.Now().Add(5 * time.Second)
+		got := sweepers()
+		for got != want && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+			got = sweepers()
+		}
+		return got
+	}
+	if got := waitFor(before + 3); got != before+3 {
 		t.Fatalf("%d sweepers running, want %d", got, before+3)
 	}
 	for _, cancel := range cancels {
 		cancel()
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for sweepers() != before && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if got := sweepers(); got != before {
+	if got := waitFor(before); got != before {
 		t.Fatalf("%d sweepers still running after their configs stopped, want %d", got, before)
 	}
 }

@@ -1,0 +1,125 @@
+package ownidsessions
+
+import (
+	"encoding/json"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// identity is what a verified token says: its claims, and the parts the
+// handler and the cache use. It is read-only once made: cached identities
+// are shared between requests.
+type identity struct {
+	claims    jwt.MapClaims
+	subject   string    // "" when the token has no sub
+	expires   time.Time // exp
+	notBefore time.Time // nbf; zero when absent
+}
+
+func newIdentity(claims jwt.MapClaims) *identity {
+	id := &identity{claims: claims}
+	id.subject, _ = claims.GetSubject()
+	if exp, _ := claims.GetExpirationTime(); exp != nil {
+		id.expires = exp.Time
+	}
+	if nbf, _ := claims.GetNotBefore(); nbf != nil {
+		id.notBefore = nbf.Time
+	}
+	return id
+}
+
+// placeholderPrefix is where Caddy's own authentication handler puts the
+// authenticated user: {http.auth.user.id} and {http.auth.user.<field>}.
+const placeholderPrefix = "http.auth.user."
+
+// placeholder resolves {http.auth.user.id} to the subject and
+// {http.auth.user.<claim>} to a top-level claim.
+func (id *identity) placeholder(key string) (any, bool) {
+	name, ok := strings.CutPrefix(key, placeholderPrefix)
+	if !ok {
+		return nil, false
+	}
+	if name == "id" {
+		return id.subject, true
+	}
+	v, ok := id.claims[name]
+	if !ok {
+		return nil, false
+	}
+	return claimString(v), true
+}
+
+// claimString renders a claim for a placeholder: strings as they are,
+// numbers without exponent when integral, anything else as compact JSON.
+func claimString(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case bool:
+		return strconv.FormatBool(x)
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64)
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// claimRule is one `require <claim> <value>`: the claim must equal the
+// value (string, number or bool) or, for an array claim, hold it.
+type claimRule struct {
+	claim string
+	value string
+}
+
+// rulesFrom flattens the configured requirements in a stable order.
+func rulesFrom(require map[string][]string) []claimRule {
+	var rules []claimRule
+	for claim, values := range require {
+		for _, v := range values {
+			rules = append(rules, claimRule{claim, v})
+		}
+	}
+	slices.SortFunc(rules, func(a, b claimRule) int {
+		return strings.Compare(a.claim+"\x00"+a.value, b.claim+"\x00"+b.value)
+	})
+	return rules
+}
+
+func (r claimRule) satisfiedBy(claims jwt.MapClaims) bool {
+	v, ok := claims[r.claim]
+	if !ok {
+		return false
+	}
+	if list, ok := v.([]any); ok {
+		return slices.ContainsFunc(list, func(e any) bool { return scalarEquals(e, r.value) })
+	}
+	return scalarEquals(v, r.value)
+}
+
+func scalarEquals(v any, want string) bool {
+	switch x := v.(type) {
+	case string:
+		return x == want
+	case float64:
+		f, err := strconv.ParseFloat(want, 64)
+		return err == nil && f == x
+	case bool:
+		return want == strconv.FormatBool(x)
+	}
+	return false
+}
+
+// checkRules answers 403 naming the first claim whose rule fails; it never
+// says what the token held.
+func checkRules(rules []claimRule, id *identity) *problem {
+	for _, r := range rules {
+		if !r.satisfiedBy(id.claims) {
+			return newProblem(kindForbidden, "the token does not meet the requirement on claim "+strconv.Quote(r.claim))
+		}
+	}
+	return nil
+}
