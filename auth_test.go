@@ -3,6 +3,7 @@ package ownidsessions
 import (
 	"crypto/rand"
 	"crypto/rsa"
+	"fmt"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -10,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/MicahParks/jwkset"
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/golang-jwt/jwt/v5"
 	"go.uber.org/zap"
 )
@@ -243,18 +246,167 @@ func durationPtr(d time.Duration) *caddy.Duration {
 	return &c
 }
 
+// BenchmarkVerify: one token verification per algorithm with the cache off,
+// on but missing (emptied each time: hash, verify and insert), and a hit.
 func BenchmarkVerify(b *testing.B) {
-	v := testVerifier(b, nil)
+	off := 0
+	noCache := testVerifier(b, func(c *JWTConfig) { c.CacheSize = &off })
+	cached := testVerifier(b, nil)
 	for _, alg := range []string{"HS256", "RS256", "PS256", "ES256", "EdDSA"} {
-		b.Run(alg, func(b *testing.B) {
-			r := httptest.NewRequest("PUT", "/accounts/sessions/x", nil)
-			r.Header.Set("Authorization", "Bearer "+sign(b, alg, claimsFor("bench")))
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, p := v.verify(r); p != nil {
-					b.Fatal(p)
-				}
+		r := httptest.NewRequest("PUT", "/accounts/sessions/x", nil)
+		r.Header.Set("Authorization", "Bearer "+sign(b, alg, claimsFor("bench")))
+		for _, mode := range []string{"cache-off", "cache-miss", "cache-hit"} {
+			v := cached
+			if mode == "cache-off" {
+				v = noCache
 			}
+			b.Run(alg+"/"+mode, func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if mode == "cache-miss" {
+						v.cache.clear()
+					}
+					if _, p := v.verify(r); p != nil {
+						b.Fatal(p)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestHostileTokens sends each kind of bad token through a real Caddy: every
+// one gets 401 (403 for a failed claim rule), never a 5xx.
+func TestHostileTokens(t *testing.T) {
+	jwksKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	strangerKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	srv := newJWKSServer(t)
+	srv.serve(t, testJWK{kid: "set-key", alg: jwkset.AlgRS256, key: &jwksKey.PublicKey})
+	tc := caddytest.NewTester(t)
+	tc.InitServer(fmt.Sprintf(`
+{
+	admin localhost:2999
+	http_port 9080
+	https_port 9443
+	grace_period 1ns
+	default_bind 127.0.0.1
+	skip_install_trust
+	# Caddy itself answers 431 beyond 16 KiB of headers; let the big
+	# tokens reach the module, which refuses them by its own bound.
+	servers {
+		max_header_size 1MB
+	}
+}
+http://localhost:9080 {
+	header >X-Account {http.auth.user.id}
+	header >X-Role {http.auth.user.role}
+	ownid_sessions {
+		jwt {
+			alg HS256 RS256 ES256 ES384 ES512
+			secret {env.OWNID_TEST_SECRET}
+			key %s %s
+			jwks %s
+			jwks_refetch_interval 1h
+			issuer https://issuer.test
+			audience sessions
+			leeway 5s
+			require role admin
+		}
+	}
+}`, testKeys.rsaPEM, testKeys.ecPEM, srv.URL), "caddyfile")
+
+	now := testNow()
+	good := func(edit func(jwt.MapClaims)) jwt.MapClaims {
+		c := jwt.MapClaims{"sub": "hostile", "iss": "https://issuer.test", "aud": "sessions", "role": []any{"user", "admin"},
+			"iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
+		if edit != nil {
+			edit(c)
+		}
+		return c
+	}
+	set := func(k string, v any) func(jwt.MapClaims) {
+		return func(c jwt.MapClaims) {
+			if v == nil {
+				delete(c, k)
+			} else {
+				c[k] = v
+			}
+		}
+	}
+	none, _ := jwt.NewWithClaims(jwt.SigningMethodNone, good(nil)).SignedString(jwt.UnsafeAllowNoneSignatureType)
+	confused, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, good(nil)).SignedString(mustRead(t, testKeys.rsaPEM))
+
+	// The valid token works, and its claims are placeholders for later
+	// handlers.
+	r := call(t, tc, request{method: "GET", path: "/h/accounts/sessions", token: sign(t, "RS256", good(nil))})
+	if r.status != 200 || r.header.Get("X-Account") != "hostile" || r.header.Get("X-Role") != `["user","admin"]` {
+		t.Fatalf("valid token: %d, X-Account %q, X-Role %q", r.status, r.header.Get("X-Account"), r.header.Get("X-Role"))
+	}
+	if r := call(t, tc, request{method: "GET", path: "/h/accounts/sessions", token: signKid(t, "RS256", "set-key", jwksKey, good(nil))}); r.status != 200 {
+		t.Fatalf("valid JWKS token: %d %s", r.status, r.body)
+	}
+
+	tests := []struct {
+		name   string
+		token  string
+		status int
+	}{
+		{"unsigned (alg none)", none, 401},
+		{"HS256 keyed with the RSA public key PEM", confused, 401},
+		{"expired", sign(t, "HS256", good(set("exp", now.Add(-time.Minute).Unix()))), 401},
+		{"nbf in the future", sign(t, "HS256", good(set("nbf", now.Add(time.Minute).Unix()))), 401},
+		{"iat in the future", sign(t, "HS256", good(set("iat", now.Add(time.Minute).Unix()))), 401},
+		{"no exp", sign(t, "HS256", good(set("exp", nil))), 401},
+		{"exp not a number", sign(t, "HS256", good(set("exp", "tomorrow"))), 401},
+		{"wrong issuer", sign(t, "HS256", good(set("iss", "https://evil.test"))), 401},
+		{"wrong audience", sign(t, "HS256", good(set("aud", "other"))), 401},
+		{"unknown kid", signKid(t, "RS256", "no-such-kid", strangerKey, good(nil)), 401},
+		{"kid of the set, key of a stranger", signKid(t, "RS256", "set-key", strangerKey, good(nil)), 401},
+		{"signed by a key no source holds", mustSignWith(t, strangerKey, good(nil)), 401},
+		{"bad base64", "e30.!!!.e30", 401},
+		{"thousands of dots", strings.Repeat(".", 5000), 401},
+		{"100 KB token", strings.Repeat("A", 100<<10) + ".e30.e30", 401},
+		{"wrong signature", resign(sign(t, "HS256", good(nil)), "AAAA"), 401},
+		{"tampered claims", tamper(sign(t, "HS256", good(nil))), 401},
+		{"role claim lacks admin", sign(t, "HS256", good(set("role", "user"))), 403},
+		{"no role claim", sign(t, "HS256", good(set("role", nil))), 403},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			start := time.Now()
+			r := call(t, tc, request{method: "GET", path: "/h/accounts/sessions", token: tt.token})
+			took := time.Since(start)
+			if r.status != tt.status {
+				t.Fatalf("status %d, want %d: %s", r.status, tt.status, r.body)
+			}
+			p := r.problem(t)
+			if len(tt.token) > 16 && strings.Contains(string(r.body), tt.token[len(tt.token)-16:]) {
+				t.Errorf("the body echoes the token")
+			}
+			if tt.status == 403 && (p.Type != kindForbidden.typeURI() || strings.Contains(p.Detail, "user")) {
+				t.Errorf("403 problem %+v", p)
+			}
+			t.Logf("%d in %s", r.status, took)
 		})
 	}
+
+	// A cached token is still held to its exp.
+	short := sign(t, "HS256", good(set("exp", now.Add(time.Minute).Unix())))
+	if got := call(t, tc, request{method: "GET", path: "/h/accounts/sessions", token: short}).status; got != 200 {
+		t.Fatalf("short-lived token: %d", got)
+	}
+	advanceClock(t, 2*time.Minute)
+	if got := call(t, tc, request{method: "GET", path: "/h/accounts/sessions", token: short}).status; got != 401 {
+		t.Fatalf("cached token after its exp: %d, want 401", got)
+	}
+}
+
+// mustSignWith signs an RS256 token with key and no kid.
+func mustSignWith(t *testing.T, key *rsa.PrivateKey, claims jwt.MapClaims) string {
+	t.Helper()
+	s, err := jwt.NewWithClaims(jwt.SigningMethodRS256, claims).SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

@@ -2,6 +2,7 @@ package ownidsessions
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -34,9 +35,16 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			alg       <ALG...>
 //			secret    <value>
 //			key       <pem-file>
+//			jwks      <url...>
 //			issuer    <iss...>
 //			audience  <aud...>
 //			leeway    <duration>
+//			require   <claim> <value>
+//			jwks_refresh          <duration>
+//			jwks_refetch_interval <duration>
+//			jwks_wait             <duration>
+//			cache_size            <entries>
+//			cache_ttl             <duration>
 //		}
 //		store           memory [<name>]
 //		session_timeout <duration>
@@ -139,20 +147,59 @@ func (j *JWTConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "audience":
 			j.Audiences = append(j.Audiences, args...)
 		case "leeway":
-			if len(args) != 1 {
-				return d.Errf("jwt leeway: takes one duration")
+			dur, err := oneDuration(d, sub, args, true)
+			if err != nil {
+				return err
 			}
-			dur, err := caddy.ParseDuration(args[0])
-			if err != nil || dur < 0 {
-				return d.Errf("jwt leeway: invalid duration %q", args[0])
+			j.Leeway = &dur
+		case "jwks":
+			j.JWKS = append(j.JWKS, args...)
+		case "jwks_refresh", "jwks_refetch_interval", "jwks_wait", "cache_ttl":
+			dur, err := oneDuration(d, sub, args, false)
+			if err != nil {
+				return err
 			}
-			leeway := caddy.Duration(dur)
-			j.Leeway = &leeway
+			switch sub {
+			case "jwks_refresh":
+				j.JWKSRefresh = dur
+			case "jwks_refetch_interval":
+				j.JWKSRefetchInterval = dur
+			case "jwks_wait":
+				j.JWKSWait = dur
+			case "cache_ttl":
+				j.CacheTTL = dur
+			}
+		case "cache_size":
+			n, err := strconv.Atoi(args[0])
+			if len(args) != 1 || err != nil || n < 0 {
+				return d.Errf("jwt cache_size: want a whole number of entries (0 turns the cache off), got %q", strings.Join(args, " "))
+			}
+			j.CacheSize = &n
+		case "require":
+			if len(args) != 2 {
+				return d.Errf("jwt require: takes a claim name and a value")
+			}
+			if j.Require == nil {
+				j.Require = map[string][]string{}
+			}
+			j.Require[args[0]] = append(j.Require[args[0]], args[1])
 		default:
 			return d.Errf("jwt: unrecognized subdirective %q", sub)
 		}
 	}
 	return nil
+}
+
+// oneDuration reads the single duration argument of a jwt subdirective.
+func oneDuration(d *caddyfile.Dispenser, sub string, args []string, zeroOK bool) (caddy.Duration, error) {
+	if len(args) != 1 {
+		return 0, d.Errf("jwt %s: takes one duration", sub)
+	}
+	dur, err := caddy.ParseDuration(args[0])
+	if err != nil || dur < 0 || dur == 0 && !zeroOK {
+		return 0, d.Errf("jwt %s: invalid duration %q", sub, args[0])
+	}
+	return caddy.Duration(dur), nil
 }
 
 // Interface guard

@@ -96,6 +96,12 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		"jwt two secrets":       {"ownid_sessions {\n jwt {\n  secret a b\n }\n}", `jwt secret: takes one value`},
 		"jwt bad leeway":        {"ownid_sessions {\n jwt {\n  leeway -1s\n }\n}", `jwt leeway: invalid duration`},
 		"jwt argument":          {"ownid_sessions {\n jwt HS256\n}", "wrong argument count"},
+		"jwt require one arg":   {"ownid_sessions {\n jwt {\n  require role\n }\n}", "jwt require: takes a claim name and a value"},
+		"jwt require three":     {"ownid_sessions {\n jwt {\n  require role a b\n }\n}", "jwt require: takes a claim name and a value"},
+		"jwt bad cache_size":    {"ownid_sessions {\n jwt {\n  cache_size lots\n }\n}", "jwt cache_size: want a whole number"},
+		"jwt zero jwks_wait":    {"ownid_sessions {\n jwt {\n  jwks_wait 0s\n }\n}", `jwt jwks_wait: invalid duration "0s"`},
+		"jwt bad refresh":       {"ownid_sessions {\n jwt {\n  jwks_refresh often\n }\n}", `jwt jwks_refresh: invalid duration "often"`},
+		"jwt empty jwks":        {"ownid_sessions {\n jwt {\n  jwks\n }\n}", "jwt jwks: needs a value"},
 	}
 	for name, tt := range tests {
 		var h Handler
@@ -162,6 +168,7 @@ http://localhost:9080 {
 		"unknown store":   {"store floppy\njwt {\n alg HS256\n secret {env.OWNID_TEST_SECRET}\n}", "store:"},
 		"alg and no key":  {"jwt {\n alg HS256 ES256\n secret {env.OWNID_TEST_SECRET}\n}", "jwt alg: ES256 needs an EC P-256 key"},
 		"forward not yet": {"mode forward\njwt {\n alg HS256\n secret {env.OWNID_TEST_SECRET}\n}", "mode: unknown mode"},
+		"plain http jwks": {"jwt {\n alg RS256\n jwks http://issuer.example/jwks\n}", "jwt jwks: http://issuer.example/jwks: plain http is only allowed to a loopback host"},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
