@@ -271,3 +271,26 @@ func TestCheckJWKSURL(t *testing.T) {
 		t.Errorf("redacted %q", got)
 	}
 }
+
+// TestJWKSPeriodicRefresh: the set is fetched again every jwks_refresh, and a
+// key added to it is used without any unknown-kid refetch.
+func TestJWKSPeriodicRefresh(t *testing.T) {
+	k1, _ := rsa.GenerateKey(rand.Reader, 2048)
+	k2, _ := rsa.GenerateKey(rand.Reader, 2048)
+	srv := newJWKSServer(t)
+	srv.serve(t, testJWK{kid: "k1", alg: jwkset.AlgRS256, key: &k1.PublicKey})
+	tc := caddytest.NewTester(t)
+	tc.InitServer(jwksConfig(srv.URL, "jwks_refresh 100ms"), "caddyfile")
+	srv.serve(t, testJWK{kid: "k1", alg: jwkset.AlgRS256, key: &k1.PublicKey},
+		testJWK{kid: "k2", alg: jwkset.AlgRS256, key: &k2.PublicKey})
+	deadline := time.Now().Add(10 * time.Second)
+	for srv.fetches.Load() < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d fetches in 10s with jwks_refresh 100ms", srv.fetches.Load())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := listStatus(t, tc, signKid(t, "RS256", "k2", k2, claimsFor("refresh"))); got != 200 {
+		t.Fatalf("key added to the set: %d", got)
+	}
+}
