@@ -29,7 +29,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
 //
 //	ownid_sessions [<matcher>] {
-//		mode            serve
+//		mode            serve | forward
+//		spec            <file>
 //		max_body        <size>
 //		jwt {
 //			alg       <ALG...>
@@ -49,6 +50,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		store           memory [<name>]
 //		session_timeout <duration>
 //		max_sessions    <n>
+//		validate_responses off | report | enforce
+//		response_buffer <size>
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the directive name
@@ -63,9 +66,33 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			h.Mode = d.Val()
-			if h.Mode != ModeServe {
-				return d.Errf("mode: unknown mode %q (want serve)", h.Mode)
+			if h.Mode != ModeServe && h.Mode != ModeForward {
+				return d.Errf("mode: unknown mode %q (want serve or forward)", h.Mode)
 			}
+		case "spec":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			h.Spec = d.Val()
+		case "validate_responses":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			h.ValidateResponses = d.Val()
+			switch h.ValidateResponses {
+			case ResponsesOff, ResponsesReport, ResponsesEnforce:
+			default:
+				return d.Errf("validate_responses: unknown value %q (want off, report or enforce)", h.ValidateResponses)
+			}
+		case "response_buffer":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			size, err := humanize.ParseBytes(d.Val())
+			if err != nil || size == 0 || size > 1<<30 {
+				return d.Errf("response_buffer: invalid size %q", d.Val())
+			}
+			h.ResponseBuffer = int64(size)
 		case "max_body":
 			if !d.NextArg() {
 				return d.ArgErr()

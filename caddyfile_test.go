@@ -82,6 +82,9 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		"argument on directive": {`ownid_sessions foo`, "wrong argument count"},
 		"unknown subdirective":  {"ownid_sessions {\n frobnicate on\n}", `unrecognized subdirective "frobnicate"`},
 		"unknown mode":          {"ownid_sessions {\n mode proxy\n}", `mode: unknown mode "proxy"`},
+		"unknown validation":    {"ownid_sessions {\n validate_responses strict\n}", `validate_responses: unknown value "strict"`},
+		"bad response_buffer":   {"ownid_sessions {\n response_buffer big\n}", `response_buffer: invalid size "big"`},
+		"spec without file":     {"ownid_sessions {\n spec\n}", "wrong argument count"},
 		"mode without value":    {"ownid_sessions {\n mode\n}", "wrong argument count"},
 		"bad size":              {"ownid_sessions {\n max_body lots\n}", `max_body: invalid size "lots"`},
 		"zero size":             {"ownid_sessions {\n max_body 0\n}", `max_body: invalid size "0"`},
@@ -167,7 +170,10 @@ http://localhost:9080 {
 		"huge timeout":    {"session_timeout 9000h\njwt {\n alg HS256\n secret {env.OWNID_TEST_SECRET}\n}", "session_timeout: must be between"},
 		"unknown store":   {"store floppy\njwt {\n alg HS256\n secret {env.OWNID_TEST_SECRET}\n}", "store:"},
 		"alg and no key":  {"jwt {\n alg HS256 ES256\n secret {env.OWNID_TEST_SECRET}\n}", "jwt alg: ES256 needs an EC P-256 key"},
-		"forward not yet": {"mode forward\njwt {\n alg HS256\n secret {env.OWNID_TEST_SECRET}\n}", "mode: unknown mode"},
+		"forward with store": {"mode forward\nstore memory\njwt {\n alg HS256\n secret {env.OWNID_TEST_SECRET}\n}", "store: forward mode keeps no sessions"},
+		"missing spec":      {"spec /nonexistent/spec.yaml\njwt {\n alg HS256\n secret {env.OWNID_TEST_SECRET}\n}", "spec: open /nonexistent/spec.yaml"},
+		"serve other api":   {"spec testdata/specs/pets.yaml\njwt {\n alg HS256\n secret {env.OWNID_TEST_SECRET}\n}", "which serve mode answers"},
+		"broken spec":       {"mode forward\nspec testdata/specs/broken.yaml\njwt {\n alg HS256\n secret {env.OWNID_TEST_SECRET}\n}", "spec: testdata/specs/broken.yaml:"},
 		"plain http jwks": {"jwt {\n alg RS256\n jwks http://issuer.example/jwks\n}", "jwt jwks: http://issuer.example/jwks: plain http is only allowed to a loopback host"},
 	}
 	for name, tt := range tests {

@@ -61,14 +61,22 @@ func validSessionID(id string) bool {
 	return true
 }
 
-// ServeHTTP authenticates, enforces the contract and answers from the store.
-// Requests off the contract's paths go to next untouched.
+// ServeHTTP authenticates, enforces the contract, then answers from the
+// store (serve) or hands the request on (forward). Requests on paths the
+// contract does not describe go to next untouched.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	rt, ok := parseRoute(r.URL.Path)
+	rt, ok := h.contract.route(r.URL.Path)
 	if !ok {
 		return next.ServeHTTP(w, r)
 	}
-	if p := h.serve(w, r, rt); p != nil {
+	id, body, p := h.check(r, rt)
+	if p == nil {
+		if h.Mode == ModeForward {
+			return h.forward(w, r, rt, body, next)
+		}
+		p = h.serve(w, r, rt, id, body)
+	}
+	if p != nil {
 		h.logger.Debug("request rejected",
 			zap.String("problem", problemKinds[p.kind].slug),
 			zap.Int("status", p.kind.status()),
@@ -80,42 +88,55 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	return nil
 }
 
-// serve runs the checks in the contract's order (token, then contract) and
-// the operation. It writes the success response itself and returns any
-// rejection for ServeHTTP to write.
-func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rt route) *problem {
+// check runs the checks in the contract's order: the token (and claim
+// rules), then the request against the document. It returns who is asking
+// and the body it read, if the operation declares one.
+func (h *Handler) check(r *http.Request, rt route) (*identity, []byte, *problem) {
 	id, p := h.verifier.verify(r)
 	if p != nil {
-		return p
+		return nil, nil, p
 	}
-	account, p := id.account()
-	if p != nil {
-		return p
+	if h.Mode == ModeServe {
+		if _, p := id.account(); p != nil {
+			return nil, nil, p
+		}
 	}
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		repl.Map(id.placeholder)
 	}
 	if p := h.contract.checkMethod(rt.template, r.Method); p != nil {
-		return p
+		return nil, nil, p
 	}
-	if rt.template == itemPath && !validSessionID(rt.sessionID) {
+	if rt.template == itemPath && h.contract.sessions && !validSessionID(rt.sessionID) {
 		p := newProblem(kindInvalidSessionID, "a session id is 1 to 128 characters from A-Z a-z 0-9 . _ ~ -")
 		p.errors = []fieldError{{Location: "sessionId", Message: "not a valid session id"}}
-		return p
+		return nil, nil, p
 	}
 	var body []byte
-	if h.contract.declaresBody(rt.template, r.Method) {
-		if p := checkMediaType(r); p != nil {
-			return p
+	if types, declared := h.contract.bodyTypes(rt.template, r.Method); declared {
+		isJSON, p := checkMediaType(r, types)
+		if p != nil {
+			return nil, nil, p
 		}
 		if body, p = readBody(r, h.MaxBody); p != nil {
-			return p
+			return nil, nil, p
+		}
+		if isJSON {
+			if p := checkJSON(body); p != nil {
+				return nil, nil, p
+			}
 		}
 	}
-	if p := h.contract.validateRequest(r, rt.path, body); p != nil {
-		return p
+	if p := h.contract.validateRequest(r, rt, body); p != nil {
+		return nil, nil, p
 	}
+	return id, body, nil
+}
 
+// serve answers the operation from the store. It writes the success
+// response itself and returns any rejection for ServeHTTP to write.
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rt route, id *identity, body []byte) *problem {
+	account := id.subject
 	owner := Owner{App: rt.app, Account: account}
 	now := h.now().UTC().Truncate(time.Millisecond)
 	ctx := r.Context()
@@ -188,10 +209,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rt route) *probl
 	// checkMethod let through a method the contract declares but this
 	// module does not implement: only possible with an edited contract.
 	return newProblem(kindMethodNotAllowed, r.Method+" is not served on this path").
-		withHeader("Allow", h.contract.allow[rt.template].header)
+		withHeader("Allow", h.contract.paths[rt.template].allow)
 }
 
 // readBody reads the whole request body, up to limit bytes (413 beyond).
+// The body is read only for operations that declare one.
 func readBody(r *http.Request, limit int64) ([]byte, *problem) {
 	tooLarge := newProblem(kindBodyTooLarge, "the body is larger than "+strconv.FormatInt(limit, 10)+" bytes")
 	if r.ContentLength > limit {
@@ -207,19 +229,23 @@ func readBody(r *http.Request, limit int64) ([]byte, *problem) {
 	if int64(buf.Len()) > limit {
 		return nil, tooLarge
 	}
-	body := buf.Bytes()
+	return buf.Bytes(), nil
+}
+
+// checkJSON refuses an empty, non-UTF-8 or malformed JSON body.
+func checkJSON(body []byte) *problem {
 	if len(bytes.TrimSpace(body)) == 0 {
-		return nil, newProblem(kindInvalidRequest, "a JSON object body is required")
+		return newProblem(kindInvalidRequest, "a JSON body is required")
 	}
 	// JSON text is UTF-8 (RFC 8259); encoding/json would quietly replace
 	// invalid bytes, so they are refused here.
 	if !utf8.Valid(body) {
-		return nil, newProblem(kindMalformedJSON, "the body is not valid UTF-8")
+		return newProblem(kindMalformedJSON, "the body is not valid UTF-8")
 	}
 	if !json.Valid(body) {
-		return nil, newProblem(kindMalformedJSON, "the body is not well-formed JSON")
+		return newProblem(kindMalformedJSON, "the body is not well-formed JSON")
 	}
-	return body, nil
+	return nil
 }
 
 // compact returns a JSON value without insignificant white space; nil stays

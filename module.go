@@ -49,10 +49,17 @@ const (
 // the contract and answered from the session store; every other request goes
 // to the next handler untouched.
 type Handler struct {
-	// What to do with a request that passes the checks. Only "serve" (the
-	// default) is available: the module answers the session API from its
-	// store.
+	// What to do with a request that passes the checks: "serve" (the
+	// default) answers the session API from the store; "forward" hands the
+	// request, body intact, to the next handler (normally reverse_proxy to
+	// an existing backend) and can check its answer.
 	Mode string `json:"mode,omitempty"`
+
+	// An OpenAPI 3.0 or 3.1 document to enforce instead of the embedded
+	// OwnID session contract. In serve mode it must describe the session
+	// API's paths; in forward mode it can describe any JSON API, and
+	// requests on paths it does not describe pass through untouched.
+	Spec string `json:"spec,omitempty"`
 
 	// The largest request body accepted, in bytes; larger bodies get 413.
 	// Default: 64 KiB.
@@ -73,6 +80,18 @@ type Handler struct {
 	// How many live sessions one account may hold in one app; creating one
 	// more gets 429. Default: 100.
 	MaxSessions int `json:"max_sessions,omitempty"`
+
+	// Forward mode: what to do with the next handler's answer. "off" passes
+	// it on unchecked (and streaming); "report" (the default) checks it
+	// against the operation's declared responses (status, content type,
+	// body), logs and counts a violation, and passes it on unchanged;
+	// "enforce" replaces a violating answer with 502.
+	ValidateResponses string `json:"validate_responses,omitempty"`
+
+	// Forward mode: the largest answer held for checking, in bytes; a
+	// larger one is passed on unchecked, as it comes, and counted.
+	// Default: 1 MiB.
+	ResponseBuffer int64 `json:"response_buffer,omitempty"`
 
 	verifier *verifier
 	contract *contract
@@ -108,6 +127,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.MaxSessions == 0 {
 		h.MaxSessions = defaultMaxSessions
 	}
+	if h.ValidateResponses == "" {
+		h.ValidateResponses = ResponsesReport
+	}
+	if h.ResponseBuffer == 0 {
+		h.ResponseBuffer = defaultResponseBuffer
+	}
 	if err := h.checkLimits(); err != nil {
 		return err
 	}
@@ -120,8 +145,17 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.verifier, err = newVerifier(h.JWT, env); err != nil {
 		return err
 	}
-	if h.contract, err = loadContract(); err != nil {
+	if h.contract, err = loadContract(h.Spec); err != nil {
 		return err
+	}
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return err
+	}
+	if h.Mode == ModeForward {
+		return nil // no store: the backend keeps the sessions
+	}
+	if !h.contract.sessions {
+		return fmt.Errorf("spec: %s does not describe %s and %s, which serve mode answers", h.Spec, collectionPath, itemPath)
 	}
 
 	if h.StoreRaw == nil {
@@ -144,11 +178,20 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 // that cannot work.
 func (h *Handler) checkLimits() error {
 	switch h.Mode {
-	case ModeServe:
-	case ModeForward:
-		return fmt.Errorf("mode: forward is not available in this version; use serve")
+	case ModeServe, ModeForward:
 	default:
-		return fmt.Errorf("mode: unknown mode %q (want serve)", h.Mode)
+		return fmt.Errorf("mode: unknown mode %q (want serve or forward)", h.Mode)
+	}
+	switch h.ValidateResponses {
+	case ResponsesOff, ResponsesReport, ResponsesEnforce:
+	default:
+		return fmt.Errorf("validate_responses: unknown value %q (want off, report or enforce)", h.ValidateResponses)
+	}
+	if h.ResponseBuffer < 0 {
+		return fmt.Errorf("response_buffer: must be positive, got %d", h.ResponseBuffer)
+	}
+	if h.Mode == ModeForward && h.StoreRaw != nil {
+		return fmt.Errorf("store: forward mode keeps no sessions; remove the store")
 	}
 	if h.MaxBody < 0 {
 		return fmt.Errorf("max_body: must be positive, got %d", h.MaxBody)
@@ -166,7 +209,7 @@ func (h *Handler) checkLimits() error {
 // before the expensive work is checked in Provision; this confirms the parts
 // that Provision built.
 func (h *Handler) Validate() error {
-	if h.verifier == nil || h.contract == nil || h.store == nil {
+	if h.verifier == nil || h.contract == nil || h.Mode == ModeServe && h.store == nil {
 		return fmt.Errorf("ownid_sessions: not provisioned")
 	}
 	return nil

@@ -128,7 +128,7 @@ func checkAgainstContract(t *testing.T, rq request, resp *http.Response, body []
 	if !ok || resp.StatusCode == http.StatusMethodNotAllowed {
 		return
 	}
-	c, err := loadContract()
+	c, err := loadContract("")
 	if err != nil {
 		t.Fatal(err)
 	}

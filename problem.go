@@ -26,6 +26,7 @@ const (
 	kindBodyTooLarge
 	kindUnsupportedMediaType
 	kindTooManySessions
+	kindBadUpstreamResponse
 	kindStoreUnavailable
 	kindStoreFull
 	kindInternal
@@ -48,6 +49,7 @@ var problemKinds = [...]struct {
 	kindBodyTooLarge:         {"body-too-large", "The request body is too large", http.StatusRequestEntityTooLarge},
 	kindUnsupportedMediaType: {"unsupported-media-type", "The request body must be JSON", http.StatusUnsupportedMediaType},
 	kindTooManySessions:      {"too-many-sessions", "The account holds too many sessions", http.StatusTooManyRequests},
+	kindBadUpstreamResponse:  {"bad-upstream-response", "The upstream answer breaks the contract", http.StatusBadGateway},
 	kindStoreUnavailable:     {"store-unavailable", "The session store cannot be reached", http.StatusServiceUnavailable},
 	kindStoreFull:            {"store-full", "The session store is full", http.StatusServiceUnavailable},
 	kindInternal:             {"internal-error", "Internal error", http.StatusInternalServerError},

@@ -42,6 +42,8 @@ type MemoryStore struct {
 	SweepInterval caddy.Duration `json:"sweep_interval,omitempty"`
 
 	table *sessionTable
+	// sweeperDone is closed when this config's sweeper has stopped.
+	sweeperDone chan struct{}
 }
 
 // CaddyModule returns the Caddy module information.
@@ -71,6 +73,7 @@ func (m *MemoryStore) Provision(ctx caddy.Context) error {
 		return err
 	}
 	m.table = val.(*sessionTable)
+	m.sweeperDone = make(chan struct{})
 	go m.sweepUntilDone(ctx, time.Duration(m.SweepInterval))
 	return nil
 }
@@ -82,6 +85,7 @@ func (m *MemoryStore) Cleanup() error {
 }
 
 func (m *MemoryStore) sweepUntilDone(ctx context.Context, every time.Duration) {
+	defer close(m.sweeperDone)
 	ticker := time.NewTicker(every)
 	defer ticker.Stop()
 	for {

@@ -1,13 +1,10 @@
 package ownidsessions
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"runtime/pprof"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -296,17 +293,10 @@ func BenchmarkSessionTableUpdate(b *testing.B) {
 	}
 }
 
-// sweepers counts the running sweeper goroutines.
-func sweepers() int {
-	var buf bytes.Buffer
-	_ = pprof.Lookup("goroutine").WriteTo(&buf, 2)
-	return strings.Count(buf.String(), "(*MemoryStore).sweepUntilDone")
-}
-
 // TestSweeperStopsWithConfig: each config's sweeper ends when its context
 // does, while the table it swept lives on for the next config.
 func TestSweeperStopsWithConfig(t *testing.T) {
-	before := sweepers()
+	var stores []*MemoryStore
 	var cancels []context.CancelFunc
 	for i := 0; i < 3; i++ {
 		ctx, cancel := newTestContext(t)
@@ -315,25 +305,27 @@ func TestSweeperStopsWithConfig(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = m.Cleanup() })
+		stores = append(stores, m)
 		cancels = append(cancels, cancel)
 	}
-	// A goroutine shows its function once it has been scheduled.
-	waitFor := func(want int) int {
-		deadline := time.Now().Add(5 * time.Second)
-		got := sweepers()
-		for got != want && time.Now().Before(deadline) {
-			time.Sleep(5 * time.Millisecond)
-			got = sweepers()
-		}
-		return got
-	}
-	if got := waitFor(before + 3); got != before+3 {
-		t.Fatalf("%d sweepers running, want %d", got, before+3)
-	}
-	for _, cancel := range cancels {
+	o := Owner{Account: "sweeper"}
+	s, _ := stores[2].table.create(o, newTestSession(testNow(), time.Hour), 10, testNow())
+	for i, cancel := range cancels[:2] {
 		cancel()
+		select {
+		case <-stores[i].sweeperDone:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("sweeper %d still running 5s after its config stopped", i)
+		}
 	}
-	if got := waitFor(before); got != before {
-		t.Fatalf("%d sweepers still running after their configs stopped, want %d", got, before)
+	select {
+	case <-stores[2].sweeperDone:
+		t.Fatal("the live config's sweeper stopped")
+	default:
 	}
+	if _, err := stores[2].table.get(o, s.ID, testNow()); err != nil {
+		t.Fatalf("the table lost a live session: %v", err)
+	}
+	cancels[2]()
+	<-stores[2].sweeperDone
 }

@@ -2,140 +2,58 @@ package ownidsessions
 
 import (
 	"bytes"
-	_ "embed"
-	"fmt"
 	"io"
 	"mime"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
-	"sync"
 
-	"github.com/pb33f/libopenapi"
-	validator "github.com/pb33f/libopenapi-validator"
-	"github.com/pb33f/libopenapi-validator/config"
 	verrors "github.com/pb33f/libopenapi-validator/errors"
 )
 
-// embeddedContract is the OwnID session contract, served by default.
-//
-//go:embed openapi/sessions.yaml
-var embeddedContract []byte
-
-// The path templates of the contract, below the app prefix.
-const (
-	collectionPath = "/accounts/sessions"
-	itemPath       = "/accounts/sessions/{sessionId}"
-)
-
-// contract is a parsed OpenAPI document with its validator and what the
-// handler needs to know of it per path: the declared methods and whether an
-// operation declares a request body.
-type contract struct {
-	validator validator.Validator
-	// allow holds, per path template, the declared methods and the Allow
-	// header that lists them.
-	allow map[string]allowed
-}
-
-type allowed struct {
-	methods []string
-	header  string
-	// bodies lists the methods whose operation declares a request body.
-	bodies []string
-}
-
-// embedded is the embedded contract, parsed on first use: the document
-// never changes, so configs and reloads share one validator, which is safe
-// for concurrent use.
-var embedded = sync.OnceValues(func() (*contract, error) {
-	return parseContract(embeddedContract)
-})
-
-func loadContract() (*contract, error) { return embedded() }
-
-func parseContract(spec []byte) (*contract, error) {
-	doc, err := libopenapi.NewDocument(spec)
-	if err != nil {
-		return nil, fmt.Errorf("spec: %v", err)
-	}
-	v, errs := validator.NewValidator(doc,
-		// The bearer token is verified before validation, with more care
-		// than a presence check.
-		config.WithoutSecurityValidation(),
-	)
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("spec: %v", errs[0])
-	}
-	model, err := doc.BuildV3Model()
-	if err != nil {
-		return nil, fmt.Errorf("spec: %v", err)
-	}
-	c := &contract{validator: v, allow: map[string]allowed{}}
-	for pair := model.Model.Paths.PathItems.First(); pair != nil; pair = pair.Next() {
-		var a allowed
-		for op := pair.Value().GetOperations().First(); op != nil; op = op.Next() {
-			method := strings.ToUpper(op.Key())
-			a.methods = append(a.methods, method)
-			if op.Value().RequestBody != nil {
-				a.bodies = append(a.bodies, method)
+// checkMediaType answers 415 unless the request's Content-Type is one the
+// operation declares for its body (a declared application/json accepts any
+// application/*+json too). It also says whether the body is JSON.
+func checkMediaType(r *http.Request, declared []string) (isJSON bool, p *problem) {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err == nil {
+		isJSON = mt == "application/json" || strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")
+		for _, d := range declared {
+			if dt, _, err := mime.ParseMediaType(d); err == nil {
+				d = dt
+			}
+			if d == mt || d == "*/*" ||
+				strings.HasSuffix(d, "/*") && strings.HasPrefix(mt, d[:len(d)-1]) ||
+				d == "application/json" && isJSON {
+				return isJSON, nil
 			}
 		}
-		slices.Sort(a.methods)
-		a.header = strings.Join(a.methods, ", ")
-		c.allow[pair.Key()] = a
 	}
-	for _, p := range []string{collectionPath, itemPath} {
-		if _, ok := c.allow[p]; !ok {
-			return nil, fmt.Errorf("spec: the document does not describe %s", p)
-		}
-	}
-	return c, nil
-}
-
-// checkMethod answers 405 for a method the contract does not declare on the
-// path, with the Allow header listing those it does.
-func (c *contract) checkMethod(template, method string) *problem {
-	a := c.allow[template]
-	if slices.Contains(a.methods, method) {
-		return nil
-	}
-	return newProblem(kindMethodNotAllowed, method+" is not declared on this path").
-		withHeader("Allow", a.header)
-}
-
-// declaresBody says whether the operation has a request body.
-func (c *contract) declaresBody(template, method string) bool {
-	return slices.Contains(c.allow[template].bodies, method)
-}
-
-// checkMediaType answers 415 unless the request says its body is JSON
-// (application/json or any application/*+json).
-func checkMediaType(r *http.Request) *problem {
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err == nil && (mt == "application/json" || strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")) {
-		return nil
-	}
-	return newProblem(kindUnsupportedMediaType, "send the body as Content-Type: application/json")
+	return false, newProblem(kindUnsupportedMediaType, "send the body as "+strings.Join(declared, " or "))
 }
 
 // validateRequest checks the request against the contract: parameters and
 // body. path is the request path below the app prefix, body the request body
 // already read (nil when there is none). The request itself is not touched.
-func (c *contract) validateRequest(r *http.Request, path string, body []byte) *problem {
-	vr := new(http.Request)
-	*vr = *r
-	vr.URL = &url.URL{Path: path, RawQuery: r.URL.RawQuery}
-	vr.Body = io.NopCloser(bytes.NewReader(body))
-	vr.ContentLength = int64(len(body))
-	ok, errs := c.validator.ValidateHttpRequestSync(vr)
+func (c *contract) validateRequest(r *http.Request, rt route, body []byte) *problem {
+	ok, errs := c.validator.ValidateHttpRequestSync(contractRequest(r, rt, body))
 	if ok {
 		return nil
 	}
 	p := newProblem(kindInvalidRequest, "the request does not match the session contract")
 	p.errors = fieldErrors(errs)
 	return p
+}
+
+// contractRequest is the request as the document sees it: its path below the
+// app prefix (or server base path), with the body already read.
+func contractRequest(r *http.Request, rt route, body []byte) *http.Request {
+	vr := new(http.Request)
+	*vr = *r
+	vr.URL = &url.URL{Path: rt.path, RawQuery: r.URL.RawQuery}
+	vr.Body = io.NopCloser(bytes.NewReader(body))
+	vr.ContentLength = int64(len(body))
+	return vr
 }
 
 // fieldErrors turns the validator's errors into the problem's errors list:

@@ -9,7 +9,7 @@ import (
 )
 
 func TestEmbeddedContract(t *testing.T) {
-	c, err := loadContract()
+	c, err := loadContract("")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -18,11 +18,18 @@ func TestEmbeddedContract(t *testing.T) {
 			t.Error(e)
 		}
 	}
-	if a := c.allow[collectionPath]; a.header != "GET, POST" || !c.declaresBody(collectionPath, "POST") || c.declaresBody(collectionPath, "GET") {
+	declares := func(template, method string) bool {
+		types, ok := c.bodyTypes(template, method)
+		return ok && len(types) == 1 && types[0] == "application/json"
+	}
+	if a := c.paths[collectionPath]; a.allow != "GET, POST" || !declares(collectionPath, "POST") || declares(collectionPath, "GET") {
 		t.Errorf("collection: %+v", a)
 	}
-	if a := c.allow[itemPath]; a.header != "DELETE, GET, PUT" || !c.declaresBody(itemPath, "PUT") {
+	if a := c.paths[itemPath]; a.allow != "DELETE, GET, PUT" || !declares(itemPath, "PUT") || declares(itemPath, "DELETE") {
 		t.Errorf("item: %+v", a)
+	}
+	if !c.sessions {
+		t.Error("the embedded contract is not recognised as the session API")
 	}
 	// The seed's operation is there as OwnID has it.
 	if !strings.Contains(string(embeddedContract), "operationId: updateSession") ||
@@ -32,17 +39,26 @@ func TestEmbeddedContract(t *testing.T) {
 }
 
 func TestParseContractErrors(t *testing.T) {
-	if _, err := parseContract([]byte("not: [an openapi")); err == nil || !strings.HasPrefix(err.Error(), "spec:") {
-		t.Errorf("broken YAML: %v", err)
+	if _, err := parseContract([]byte("not: [an openapi")); err == nil {
+		t.Error("broken YAML accepted")
+	}
+	if _, err := loadContract("testdata/specs/broken.yaml"); err == nil || !strings.HasPrefix(err.Error(), "spec: testdata/specs/broken.yaml: ") {
+		t.Errorf("broken spec file: %v", err)
+	}
+	if _, err := parseContract([]byte("swagger: '2.0'\ninfo: {title: x, version: '1'}\npaths: {}\n")); err == nil {
+		t.Error("a Swagger 2 document was accepted")
+	}
+	if _, err := parseContract([]byte("openapi: 3.1.0\ninfo: {title: x, version: '1'}\npaths: {}\n")); err == nil || !strings.Contains(err.Error(), "no paths") {
+		t.Errorf("a document without paths: %v", err)
 	}
 	other := "openapi: 3.1.0\ninfo: {title: x, version: '1'}\npaths:\n  /pets:\n    get:\n      responses:\n        '200': {description: ok}\n"
-	if _, err := parseContract([]byte(other)); err == nil || !strings.Contains(err.Error(), "does not describe /accounts/sessions") {
-		t.Errorf("a document without the session paths: %v", err)
+	if c, err := parseContract([]byte(other)); err != nil || c.sessions {
+		t.Errorf("a document of another API: %v, sessions=%v", err, c != nil && c.sessions)
 	}
 }
 
 func TestValidateRequest(t *testing.T) {
-	c, _ := loadContract()
+	c, _ := loadContract("")
 	tests := []struct {
 		method, path, body string
 		locations          []string // nil: valid
@@ -63,7 +79,7 @@ func TestValidateRequest(t *testing.T) {
 		if tt.body != "" {
 			body = []byte(tt.body)
 		}
-		p := c.validateRequest(r, tt.path, body)
+		p := c.validateRequest(r, route{path: tt.path}, body)
 		if tt.locations == nil {
 			if p != nil {
 				t.Errorf("%s %s: %v %+v", tt.method, tt.body, p, p.errors)
@@ -122,20 +138,20 @@ func TestCheckMediaType(t *testing.T) {
 	} {
 		r := httptest.NewRequest("PUT", "/", nil)
 		r.Header.Set("Content-Type", ct)
-		if got := checkMediaType(r) == nil; got != ok {
-			t.Errorf("%q: accepted=%v, want %v", ct, got, ok)
+		if _, p := checkMediaType(r, []string{"application/json"}); (p == nil) != ok {
+			t.Errorf("%q: accepted=%v, want %v", ct, p == nil, ok)
 		}
 	}
 }
 
 func BenchmarkValidateRequestPut(b *testing.B) {
-	c, _ := loadContract()
+	c, _ := loadContract("")
 	r := httptest.NewRequest("PUT", "/app/accounts/sessions/abc", nil)
 	r.Header.Set("Content-Type", "application/json")
 	body := []byte(`{"payload":{"preferences":{"theme":"dark","resolution":"wide"}}}`)
 	b.ReportAllocs()
 	for b.Loop() {
-		if p := c.validateRequest(r, "/accounts/sessions/abc", body); p != nil {
+		if p := c.validateRequest(r, route{path: "/accounts/sessions/abc"}, body); p != nil {
 			b.Fatal(p)
 		}
 	}

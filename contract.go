@@ -1,0 +1,265 @@
+package ownidsessions
+
+import (
+	_ "embed"
+	"fmt"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/pb33f/libopenapi"
+	validator "github.com/pb33f/libopenapi-validator"
+	"github.com/pb33f/libopenapi-validator/config"
+	v3 "github.com/pb33f/libopenapi/datamodel/high/v3"
+)
+
+// embeddedContract is the OwnID session contract, enforced by default.
+//
+//go:embed openapi/sessions.yaml
+var embeddedContract []byte
+
+// The path templates of the session contract, below the app prefix.
+const (
+	collectionPath = "/accounts/sessions"
+	itemPath       = "/accounts/sessions/{sessionId}"
+)
+
+// contract is a parsed OpenAPI document with its validator, and the routing
+// table the handler builds from it once: which requests it describes, the
+// methods declared on each path, and which operations take a body.
+type contract struct {
+	validator validator.Validator
+	// sessions says the document describes the session API's two paths;
+	// such a document is routed by the app-prefix rule of the contract
+	// (any prefix before /accounts/sessions), which is what serve mode
+	// needs.
+	sessions bool
+	paths    map[string]*pathInfo
+	// byPattern is for documents routed by their own servers and paths:
+	// the paths, most specific first.
+	byPattern []*pathInfo
+	// bases are the servers' base paths ({var} matches one segment),
+	// longest first; "" (no base) is always tried last.
+	bases []*regexp.Regexp
+}
+
+type pathInfo struct {
+	template string
+	pattern  *regexp.Regexp
+	literals int // literal segments, for specificity
+	methods  []string
+	allow    string // the Allow header: the declared methods
+	// bodies maps each method whose operation declares a request body to
+	// the media types it declares.
+	bodies map[string][]string
+}
+
+// embedded is the embedded contract, parsed on first use: the document never
+// changes, so configs and reloads share one validator, which is safe for
+// concurrent use.
+var embedded = sync.OnceValues(func() (*contract, error) {
+	return parseContract(embeddedContract)
+})
+
+// loadContract returns the embedded contract, or the user's document in
+// file. Load errors name the file and give the parser's reason.
+func loadContract(file string) (*contract, error) {
+	if file == "" {
+		return embedded()
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("spec: %v", err)
+	}
+	c, err := parseContract(data)
+	if err != nil {
+		return nil, fmt.Errorf("spec: %s: %v", file, err)
+	}
+	return c, nil
+}
+
+func parseContract(spec []byte) (*contract, error) {
+	doc, err := libopenapi.NewDocument(spec)
+	if err != nil {
+		return nil, err
+	}
+	if v := doc.GetSpecInfo().SpecFormat; !strings.HasPrefix(doc.GetVersion(), "3.") {
+		return nil, fmt.Errorf("not an OpenAPI 3 document (format %q, version %q)", v, doc.GetVersion())
+	}
+	model, err := doc.BuildV3Model()
+	if err != nil {
+		return nil, err
+	}
+	v := validator.NewValidatorFromV3Model(&model.Model,
+		// The bearer token is verified before validation, with more care
+		// than a presence check.
+		config.WithoutSecurityValidation(),
+	)
+	v.SetDocument(doc)
+	c := &contract{validator: v, paths: map[string]*pathInfo{}}
+	if model.Model.Paths == nil || model.Model.Paths.PathItems == nil || model.Model.Paths.PathItems.Len() == 0 {
+		return nil, fmt.Errorf("the document describes no paths")
+	}
+	for pair := model.Model.Paths.PathItems.First(); pair != nil; pair = pair.Next() {
+		info, err := newPathInfo(pair.Key(), pair.Value())
+		if err != nil {
+			return nil, err
+		}
+		c.paths[info.template] = info
+		c.byPattern = append(c.byPattern, info)
+	}
+	slices.SortStableFunc(c.byPattern, func(a, b *pathInfo) int { return b.literals - a.literals })
+	_, hasCollection := c.paths[collectionPath]
+	_, hasItem := c.paths[itemPath]
+	c.sessions = hasCollection && hasItem
+	c.bases, err = serverBases(model.Model.Servers)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func newPathInfo(template string, item *v3.PathItem) (*pathInfo, error) {
+	info := &pathInfo{template: template, bodies: map[string][]string{}}
+	pattern, literals, err := templatePattern(template)
+	if err != nil {
+		return nil, fmt.Errorf("path %s: %v", template, err)
+	}
+	info.pattern = regexp.MustCompile("^" + pattern + "$")
+	info.literals = literals
+	for op := item.GetOperations().First(); op != nil; op = op.Next() {
+		method := strings.ToUpper(op.Key())
+		info.methods = append(info.methods, method)
+		if rb := op.Value().RequestBody; rb != nil && rb.Content != nil {
+			for mt := rb.Content.First(); mt != nil; mt = mt.Next() {
+				info.bodies[method] = append(info.bodies[method], strings.ToLower(mt.Key()))
+			}
+		}
+	}
+	slices.Sort(info.methods)
+	info.allow = strings.Join(info.methods, ", ")
+	return info, nil
+}
+
+// templatePattern turns an OpenAPI path or server template into a regular
+// expression: each {name} matches one non-empty path segment.
+func templatePattern(template string) (pattern string, literals int, err error) {
+	var b strings.Builder
+	for i, seg := range strings.Split(template, "/") {
+		if i > 0 {
+			b.WriteByte('/')
+		}
+		if seg == "" {
+			continue
+		}
+		open := strings.IndexByte(seg, '{')
+		if open < 0 {
+			b.WriteString(regexp.QuoteMeta(seg))
+			literals++
+			continue
+		}
+		// A segment may mix text and variables: "v{version}", "{a}.{b}".
+		for seg != "" {
+			open := strings.IndexByte(seg, '{')
+			if open < 0 {
+				b.WriteString(regexp.QuoteMeta(seg))
+				break
+			}
+			end := strings.IndexByte(seg[open:], '}')
+			if end < 0 {
+				return "", 0, fmt.Errorf("unclosed '{'")
+			}
+			b.WriteString(regexp.QuoteMeta(seg[:open]))
+			b.WriteString(`[^/]+`)
+			seg = seg[open+end+1:]
+		}
+	}
+	return b.String(), literals, nil
+}
+
+// serverBases compiles the base path of each server URL
+// ("https://server.ownid.com/{appId}" → "/{appId}"), longest first, and
+// ends with the empty base.
+func serverBases(servers []*v3.Server) ([]*regexp.Regexp, error) {
+	seen := map[string]bool{}
+	var templates []string
+	for _, s := range servers {
+		if s == nil {
+			continue
+		}
+		base := s.URL
+		if i := strings.Index(base, "://"); i >= 0 {
+			base = base[i+3:]
+			if j := strings.IndexByte(base, '/'); j >= 0 {
+				base = base[j:]
+			} else {
+				base = ""
+			}
+		}
+		base = strings.TrimRight(base, "/")
+		if !seen[base] {
+			seen[base] = true
+			templates = append(templates, base)
+		}
+	}
+	if !seen[""] {
+		templates = append(templates, "")
+	}
+	slices.SortStableFunc(templates, func(a, b string) int { return len(b) - len(a) })
+	bases := make([]*regexp.Regexp, 0, len(templates))
+	for _, t := range templates {
+		pattern, _, err := templatePattern(t)
+		if err != nil {
+			return nil, fmt.Errorf("server %s: %v", t, err)
+		}
+		bases = append(bases, regexp.MustCompile("^"+pattern))
+	}
+	return bases, nil
+}
+
+// route finds the operation path a request path lands on. Documents of the
+// session API use the contract's rule (the app is whatever comes before
+// /accounts/sessions); other documents use their servers' base paths and
+// their own path templates. Paths the document does not describe report
+// false.
+func (c *contract) route(path string) (route, bool) {
+	if c.sessions {
+		return parseRoute(path)
+	}
+	for _, base := range c.bases {
+		loc := base.FindStringIndex(path)
+		if loc == nil {
+			continue
+		}
+		rest := path[loc[1]:]
+		if rest == "" || rest[0] != '/' {
+			continue
+		}
+		for _, p := range c.byPattern {
+			if p.pattern.MatchString(rest) {
+				return route{app: path[:loc[1]], template: p.template, path: rest}, true
+			}
+		}
+	}
+	return route{}, false
+}
+
+// checkMethod answers 405 for a method the document does not declare on the
+// path, with the Allow header listing those it does.
+func (c *contract) checkMethod(template, method string) *problem {
+	p := c.paths[template]
+	if slices.Contains(p.methods, method) {
+		return nil
+	}
+	return newProblem(kindMethodNotAllowed, method+" is not declared on this path").
+		withHeader("Allow", p.allow)
+}
+
+// bodyTypes returns the media types the operation declares for its request
+// body, and whether it declares one at all.
+func (c *contract) bodyTypes(template, method string) ([]string, bool) {
+	types, ok := c.paths[template].bodies[method]
+	return types, ok
+}

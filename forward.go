@@ -1,0 +1,151 @@
+package ownidsessions
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+)
+
+// What validate_responses does with the next handler's answer.
+const (
+	ResponsesOff     = "off"
+	ResponsesReport  = "report"
+	ResponsesEnforce = "enforce"
+)
+
+const defaultResponseBuffer = 1 << 20
+
+// forward hands a request that passed the checks to the next handler, with
+// the body it read put back byte for byte, and checks the answer against the
+// contract unless validate_responses is off.
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt route, body []byte, next caddyhttp.Handler) error {
+	if body != nil {
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.ContentLength = int64(len(body))
+		r.TransferEncoding = nil
+		r.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	}
+	if h.ValidateResponses == ResponsesOff {
+		return next.ServeHTTP(w, r)
+	}
+	rc := &responseCheck{w: w, limit: h.ResponseBuffer}
+	if err := next.ServeHTTP(rc, r); err != nil {
+		return err
+	}
+	if rc.streaming {
+		metrics.responses.WithLabelValues("unchecked_too_large").Inc()
+		return nil
+	}
+	if rc.status == 0 {
+		rc.status = http.StatusOK
+	}
+	if enc := rc.Header().Get("Content-Encoding"); enc != "" && enc != "identity" {
+		// The contract describes the body, not its compressed bytes.
+		metrics.responses.WithLabelValues("unchecked_encoded").Inc()
+		return rc.release()
+	}
+	resp := &http.Response{
+		StatusCode:    rc.status,
+		Header:        rc.Header(),
+		Body:          io.NopCloser(bytes.NewReader(rc.buf.Bytes())),
+		ContentLength: int64(rc.buf.Len()),
+		Request:       r,
+	}
+	ok, errs := h.contract.validator.ValidateHttpResponse(contractRequest(r, rt, nil), resp)
+	if ok {
+		metrics.responses.WithLabelValues("valid").Inc()
+		return rc.release()
+	}
+	metrics.responses.WithLabelValues("violation").Inc()
+	// Locations only: a reason can quote a value of the body.
+	locations := make([]fieldError, 0, len(errs))
+	for _, fe := range fieldErrors(errs) {
+		locations = append(locations, fieldError{Location: fe.Location, Message: "does not match the contract"})
+	}
+	h.logger.Warn("upstream answer breaks the contract",
+		zap.String("method", r.Method),
+		zap.String("path", rt.template),
+		zap.String("app", rt.app),
+		zap.Int("status", rc.status),
+		zap.Int("violations", len(errs)),
+		zap.Any("locations", locations),
+		zap.String("validate_responses", h.ValidateResponses))
+	if h.ValidateResponses != ResponsesEnforce {
+		return rc.release()
+	}
+	for k := range rc.Header() {
+		rc.Header().Del(k)
+	}
+	p := newProblem(kindBadUpstreamResponse, "the upstream answer does not match the contract")
+	p.errors = locations
+	p.write(w)
+	return nil
+}
+
+// responseCheck holds the next handler's answer, up to limit bytes, so it
+// can be checked before any of it is sent. An answer that grows past the
+// limit is sent on as it comes, unchecked: nothing is buffered without
+// bound. (caddyhttp.ResponseRecorder buffers without a bound, hence this.)
+type responseCheck struct {
+	w         http.ResponseWriter
+	limit     int64
+	status    int
+	buf       bytes.Buffer
+	streaming bool
+}
+
+func (rc *responseCheck) Header() http.Header { return rc.w.Header() }
+
+func (rc *responseCheck) WriteHeader(status int) {
+	switch {
+	case rc.streaming:
+		rc.w.WriteHeader(status)
+	case status >= 100 && status < 200:
+		rc.w.WriteHeader(status) // informational answers go straight on
+	case rc.status == 0:
+		rc.status = status
+	}
+}
+
+func (rc *responseCheck) Write(p []byte) (int, error) {
+	if rc.streaming {
+		return rc.w.Write(p)
+	}
+	if rc.status == 0 {
+		rc.status = http.StatusOK
+	}
+	if int64(rc.buf.Len()+len(p)) <= rc.limit {
+		return rc.buf.Write(p)
+	}
+	rc.streaming = true
+	rc.w.WriteHeader(rc.status)
+	if _, err := rc.w.Write(rc.buf.Bytes()); err != nil {
+		return 0, err
+	}
+	rc.buf = bytes.Buffer{}
+	return rc.w.Write(p)
+}
+
+// FlushError flushes only once the answer is streaming: while it is held,
+// a flush would send a status line that has not been decided.
+func (rc *responseCheck) FlushError() error {
+	if !rc.streaming {
+		return nil
+	}
+	return http.NewResponseController(rc.w).Flush()
+}
+
+// Unwrap lets http.ResponseController reach the connection (hijacking for
+// upgrades, deadlines).
+func (rc *responseCheck) Unwrap() http.ResponseWriter { return rc.w }
+
+// release sends the held answer as it was.
+func (rc *responseCheck) release() error {
+	rc.w.WriteHeader(rc.status)
+	_, err := rc.w.Write(rc.buf.Bytes())
+	return err
+}
