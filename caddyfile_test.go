@@ -161,20 +161,20 @@ http://localhost:9080 {
 		body string
 		want string
 	}{
-		"no jwt":          {``, "jwt: a jwt block"},
-		"no key source":   {"jwt {\n alg HS256\n}", "jwt: no key source"},
-		"unknown alg":     {"jwt {\n alg XS256\n secret {env.OWNID_TEST_SECRET}\n}", `jwt alg: unknown algorithm \"XS256\"`},
-		"short secret":    {"jwt {\n alg HS256\n secret tooshort\n}", "jwt secret: must be at least 32 bytes"},
-		"bad size":        {"max_body huge\njwt {\n alg HS256\n secret {env.OWNID_TEST_SECRET}\n}", `max_body: invalid size \"huge\"`},
-		"missing key":     {"jwt {\n alg RS256\n key /nonexistent/key.pem\n}", "jwt key: open /nonexistent/key.pem"},
-		"huge timeout":    {"session_timeout 9000h\njwt {\n alg HS256\n secret {env.OWNID_TEST_SECRET}\n}", "session_timeout: must be between"},
-		"unknown store":   {"store floppy\njwt {\n alg HS256\n secret {env.OWNID_TEST_SECRET}\n}", "store:"},
-		"alg and no key":  {"jwt {\n alg HS256 ES256\n secret {env.OWNID_TEST_SECRET}\n}", "jwt alg: ES256 needs an EC P-256 key"},
+		"no jwt":             {``, "jwt: a jwt block"},
+		"no key source":      {"jwt {\n alg HS256\n}", "jwt: no key source"},
+		"unknown alg":        {"jwt {\n alg XS256\n secret {env.OWNID_TEST_SECRET}\n}", `jwt alg: unknown algorithm \"XS256\"`},
+		"short secret":       {"jwt {\n alg HS256\n secret tooshort\n}", "jwt secret: must be at least 32 bytes"},
+		"bad size":           {"max_body huge\njwt {\n alg HS256\n secret {env.OWNID_TEST_SECRET}\n}", `max_body: invalid size \"huge\"`},
+		"missing key":        {"jwt {\n alg RS256\n key /nonexistent/key.pem\n}", "jwt key: open /nonexistent/key.pem"},
+		"huge timeout":       {"session_timeout 9000h\njwt {\n alg HS256\n secret {env.OWNID_TEST_SECRET}\n}", "session_timeout: must be between"},
+		"unknown store":      {"store floppy\njwt {\n alg HS256\n secret {env.OWNID_TEST_SECRET}\n}", "store:"},
+		"alg and no key":     {"jwt {\n alg HS256 ES256\n secret {env.OWNID_TEST_SECRET}\n}", "jwt alg: ES256 needs an EC P-256 key"},
 		"forward with store": {"mode forward\nstore memory\njwt {\n alg HS256\n secret {env.OWNID_TEST_SECRET}\n}", "store: forward mode keeps no sessions"},
-		"missing spec":      {"spec /nonexistent/spec.yaml\njwt {\n alg HS256\n secret {env.OWNID_TEST_SECRET}\n}", "spec: open /nonexistent/spec.yaml"},
-		"serve other api":   {"spec testdata/specs/pets.yaml\njwt {\n alg HS256\n secret {env.OWNID_TEST_SECRET}\n}", "which serve mode answers"},
-		"broken spec":       {"mode forward\nspec testdata/specs/broken.yaml\njwt {\n alg HS256\n secret {env.OWNID_TEST_SECRET}\n}", "spec: testdata/specs/broken.yaml:"},
-		"plain http jwks": {"jwt {\n alg RS256\n jwks http://issuer.example/jwks\n}", "jwt jwks: http://issuer.example/jwks: plain http is only allowed to a loopback host"},
+		"missing spec":       {"spec /nonexistent/spec.yaml\njwt {\n alg HS256\n secret {env.OWNID_TEST_SECRET}\n}", "spec: open /nonexistent/spec.yaml"},
+		"serve other api":    {"spec testdata/specs/pets.yaml\njwt {\n alg HS256\n secret {env.OWNID_TEST_SECRET}\n}", "which serve mode answers"},
+		"broken spec":        {"mode forward\nspec testdata/specs/broken.yaml\njwt {\n alg HS256\n secret {env.OWNID_TEST_SECRET}\n}", "spec: testdata/specs/broken.yaml:"},
+		"plain http jwks":    {"jwt {\n alg RS256\n jwks http://issuer.example/jwks\n}", "jwt jwks: http://issuer.example/jwks: plain http is only allowed to a loopback host"},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
