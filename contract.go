@@ -41,7 +41,7 @@ type contract struct {
 	// the paths, most specific first.
 	byPattern []*pathInfo
 	// bases are the servers' base paths ({var} matches one segment),
-	// longest first; "" (no base) is always tried last.
+	// longest first; a document without servers has the one base "".
 	bases []*regexp.Regexp
 }
 
@@ -180,8 +180,7 @@ func templatePattern(template string) (pattern string, literals int, err error) 
 }
 
 // serverBases compiles the base path of each server URL
-// ("https://server.ownid.com/{appId}" → "/{appId}"), longest first, and
-// ends with the empty base.
+// ("https://server.ownid.com/{appId}" → "/{appId}"), longest first.
 func serverBases(servers []*v3.Server) ([]*regexp.Regexp, error) {
 	seen := map[string]bool{}
 	var templates []string
@@ -204,8 +203,8 @@ func serverBases(servers []*v3.Server) ([]*regexp.Regexp, error) {
 			templates = append(templates, base)
 		}
 	}
-	if !seen[""] {
-		templates = append(templates, "")
+	if len(templates) == 0 {
+		templates = append(templates, "") // no servers: the default server "/"
 	}
 	slices.SortStableFunc(templates, func(a, b string) int { return len(b) - len(a) })
 	bases := make([]*regexp.Regexp, 0, len(templates))

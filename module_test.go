@@ -84,6 +84,9 @@ func (r reply) problem(t *testing.T) problemBody {
 type request struct {
 	method, path, token, body string
 	header                    map[string]string
+	// unchecked skips checking the answer against the embedded contract:
+	// for answers that are not the module's own (forward mode).
+	unchecked bool
 }
 
 func call(t *testing.T, tc *caddytest.Tester, rq request) reply {
@@ -125,7 +128,7 @@ func call(t *testing.T, tc *caddytest.Tester, rq request) reply {
 func checkAgainstContract(t *testing.T, rq request, resp *http.Response, body []byte) {
 	t.Helper()
 	rt, ok := parseRoute(strings.SplitN(rq.path, "?", 2)[0])
-	if !ok || resp.StatusCode == http.StatusMethodNotAllowed {
+	if !ok || rq.unchecked || resp.StatusCode == http.StatusMethodNotAllowed {
 		return
 	}
 	c, err := loadContract("")

@@ -1,0 +1,372 @@
+package ownidsessions
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
+	dto "github.com/prometheus/client_model/go"
+)
+
+// backend is a real HTTP server behind reverse_proxy that records what
+// reaches it and answers what the test tells it to.
+type backend struct {
+	*httptest.Server
+	mu       sync.Mutex
+	received []receivedRequest
+	answers  map[string]answer // by "METHOD path"
+}
+
+type receivedRequest struct {
+	method, path, query string
+	header              http.Header
+	body                []byte
+}
+
+type answer struct {
+	status      int
+	contentType string
+	body        string
+}
+
+func newBackend(t *testing.T) *backend {
+	b := &backend{answers: map[string]answer{}}
+	b.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		b.mu.Lock()
+		b.received = append(b.received, receivedRequest{r.Method, r.URL.Path, r.URL.RawQuery, r.Header.Clone(), body})
+		a, ok := b.answers[r.Method+" "+r.URL.Path]
+		b.mu.Unlock()
+		if !ok {
+			a = answer{status: 200, contentType: "text/plain", body: "backend"}
+		}
+		if a.contentType != "" {
+			w.Header().Set("Content-Type", a.contentType)
+		}
+		w.WriteHeader(a.status)
+		io.WriteString(w, a.body)
+	}))
+	t.Cleanup(b.Close)
+	return b
+}
+
+func (b *backend) answer(method, path string, a answer) {
+	b.mu.Lock()
+	b.answers[method+" "+path] = a
+	b.mu.Unlock()
+}
+
+func (b *backend) count() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.received)
+}
+
+func (b *backend) last() receivedRequest {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.received[len(b.received)-1]
+}
+
+func forwardConfig(backendURL, validate, extra string) string {
+	return fmt.Sprintf(`
+{
+	admin localhost:2999
+	http_port 9080
+	https_port 9443
+	grace_period 1ns
+	default_bind 127.0.0.1
+	skip_install_trust
+}
+http://localhost:9080 {
+	ownid_sessions {
+		mode forward
+		validate_responses %s
+		response_buffer 2KiB
+		max_body 1KiB
+		jwt {
+			alg HS256
+			secret {env.OWNID_TEST_SECRET}
+		}
+		%s
+	}
+	reverse_proxy %s {
+		header_up X-Account {http.auth.user.id}
+		header_up X-Role {http.auth.user.role}
+	}
+}
+`, validate, extra, strings.TrimPrefix(backendURL, "http://"))
+}
+
+const validSession = `{"id":"abc","created":"2026-11-25T10:00:00.000Z","timeout":600,"lastActive":"2026-11-25T10:00:00.000Z","payload":{"a":1}}`
+
+// fwd sends a request whose answer is the backend's, not the module's.
+func fwd(t *testing.T, tc *caddytest.Tester, rq request) reply {
+	t.Helper()
+	rq.unchecked = true
+	return call(t, tc, rq)
+}
+
+func TestForwardMode(t *testing.T) {
+	be := newBackend(t)
+	tc := caddytest.NewTester(t)
+	tc.InitServer(forwardConfig(be.URL, "report", ""), "caddyfile")
+	claims := claimsFor("fwd-user")
+	claims["role"] = "agent"
+	tok := sign(t, "HS256", claims)
+
+	// A valid request reaches the backend with its body byte for byte and
+	// the claims as headers; the backend's valid answer comes back as is.
+	be.answer("PUT", "/app/accounts/sessions/abc", answer{200, "application/json", validSession})
+	body := "{ \"payload\" :\n {\"a\": 1, \"b\": [true, null]} }"
+	r := fwd(t, tc, request{method: "PUT", path: "/app/accounts/sessions/abc", token: tok, body: body})
+	if r.status != 200 || string(r.body) != validSession {
+		t.Fatalf("valid PUT: %d %s", r.status, r.body)
+	}
+	got := be.last()
+	if got.method != "PUT" || got.path != "/app/accounts/sessions/abc" || string(got.body) != body {
+		t.Fatalf("backend received %s %s %q", got.method, got.path, got.body)
+	}
+	if got.header.Get("X-Account") != "fwd-user" || got.header.Get("X-Role") != "agent" || got.header.Get("Authorization") != "Bearer "+tok {
+		t.Errorf("backend headers: X-Account %q X-Role %q", got.header.Get("X-Account"), got.header.Get("X-Role"))
+	}
+
+	// Forward mode does not need sub: the backend decides what to do.
+	noSub := claimsFor("")
+	delete(noSub, "sub")
+	if r := fwd(t, tc, request{method: "GET", path: "/app/accounts/sessions", token: sign(t, "HS256", noSub)}); r.status != 200 {
+		t.Errorf("token without sub: %d", r.status)
+	}
+
+	// Rejected requests never reach the backend.
+	before := be.count()
+	for name, rq := range map[string]request{
+		"invalid body":  {method: "PUT", path: "/app/accounts/sessions/abc", token: tok, body: `{"payload": [1]}`},
+		"malformed":     {method: "PUT", path: "/app/accounts/sessions/abc", token: tok, body: `{"payload":`},
+		"missing token": {method: "PUT", path: "/app/accounts/sessions/abc", body: `{"payload": {}}`},
+		"bad token":     {method: "GET", path: "/app/accounts/sessions/abc", token: tok + "x"},
+		"bad id":        {method: "GET", path: "/app/accounts/sessions/a%20b", token: tok},
+		"method":        {method: "PATCH", path: "/app/accounts/sessions/abc", token: tok, body: `{}`},
+		"media type":    {method: "POST", path: "/app/accounts/sessions", token: tok, body: `{"payload":{}}`, header: map[string]string{"Content-Type": "text/plain"}},
+		"too large":     {method: "POST", path: "/app/accounts/sessions", token: tok, body: `{"payload":{"x":"` + strings.Repeat("y", 2000) + `"}}`},
+	} {
+		r := fwd(t, tc, rq)
+		if r.status < 400 || r.status >= 500 {
+			t.Errorf("%s: %d, want a 4xx", name, r.status)
+		}
+		r.problem(t)
+	}
+	if n := be.count() - before; n != 0 {
+		t.Errorf("%d rejected requests reached the backend", n)
+	}
+
+	// Paths the contract does not describe pass through untouched.
+	r = fwd(t, tc, request{method: "POST", path: "/health?x=1", body: "not json"})
+	if r.status != 200 || string(r.body) != "backend" || be.last().path != "/health" || string(be.last().body) != "not json" {
+		t.Errorf("pass-through: %d %s", r.status, r.body)
+	}
+}
+
+func TestForwardResponseValidation(t *testing.T) {
+	be := newBackend(t)
+	tok := tokenFor(t, "fwd-resp")
+	broken := `{"id":"abc","created":12,"payload":"x"}`
+	be.answer("GET", "/accounts/sessions/broken", answer{200, "application/json", broken})
+	be.answer("GET", "/accounts/sessions/missing", answer{404, "application/problem+json", `{"type":"about:blank","title":"Not Found","status":404}`})
+	be.answer("GET", "/accounts/sessions/undeclared", answer{500, "text/plain", "oops"})
+	big := `{"created":"2026-11-25T10:00:00.000Z","payload":{"x":"` + strings.Repeat("z", 3000) + `"},"timeout":"not an int"}`
+	be.answer("GET", "/accounts/sessions/big", answer{200, "application/json", big})
+	be.answer("GET", "/accounts/sessions/ok", answer{200, "application/json", validSession})
+
+	for _, mode := range []string{"off", "report", "enforce"} {
+		t.Run(mode, func(t *testing.T) {
+			tc := caddytest.NewTester(t)
+			tc.InitServer(forwardConfig(be.URL, mode, ""), "caddyfile")
+			get := func(id string) reply {
+				t.Helper()
+				return fwd(t, tc, request{method: "GET", path: "/accounts/sessions/" + id, token: tok})
+			}
+
+			violations := testCounter(t, "violation")
+			r := get("broken")
+			if mode == "enforce" {
+				if r.status != http.StatusBadGateway {
+					t.Fatalf("broken answer: %d %s", r.status, r.body)
+				}
+				p := r.problem(t)
+				if p.Type != kindBadUpstreamResponse.typeURI() || bytes.Contains(r.body, []byte(`"x"`)) {
+					t.Errorf("502 problem %s", r.body)
+				}
+			} else if r.status != 200 || string(r.body) != broken {
+				t.Fatalf("broken answer in %s: %d %s", mode, r.status, r.body)
+			}
+			if want := map[string]float64{"off": 0, "report": 1, "enforce": 1}[mode]; violations() != want {
+				t.Errorf("violation counter moved by %v, want %v", violations(), want)
+			}
+
+			if r := get("missing"); r.status != 404 {
+				t.Errorf("backend 404: %d %s", r.status, r.body)
+			}
+			if r := get("ok"); r.status != 200 || string(r.body) != validSession {
+				t.Errorf("valid answer: %d %s", r.status, r.body)
+			}
+			wantUndeclared := 500
+			if mode == "enforce" {
+				wantUndeclared = 502
+			}
+			if r := get("undeclared"); r.status != wantUndeclared {
+				t.Errorf("undeclared 500: %d, want %d", r.status, wantUndeclared)
+			}
+			// Larger than response_buffer: passed on unchecked, counted.
+			unchecked := testCounter(t, "unchecked_too_large")
+			if r := get("big"); r.status != 200 || string(r.body) != big {
+				t.Errorf("big answer: %d (%d bytes)", r.status, len(r.body))
+			}
+			if want := map[string]float64{"off": 0, "report": 1, "enforce": 1}[mode]; unchecked() != want {
+				t.Errorf("unchecked counter moved by %v, want %v", unchecked(), want)
+			}
+		})
+	}
+}
+
+// testCounter returns how much the upstream_responses_total counter for
+// result has moved since the call.
+func testCounter(t *testing.T, result string) func() float64 {
+	t.Helper()
+	start := counterValue(t, result)
+	return func() float64 { return counterValue(t, result) - start }
+}
+
+func counterValue(t *testing.T, result string) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := metrics.responses.WithLabelValues(result).Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}
+
+// TestForwardUserSpec fronts another JSON API with its own document: a
+// templated server base path, path and query parameters, a literal path
+// beside a templated one, 405, pass-through, and response checks.
+func TestForwardUserSpec(t *testing.T) {
+	be := newBackend(t)
+	be.answer("GET", "/acme/v1/pets/7", answer{200, "application/json", `{"id":7,"name":"Rex"}`})
+	be.answer("GET", "/acme/v1/pets/8", answer{200, "application/json", `{"name":"no id"}`})
+	be.answer("GET", "/acme/v1/pets/mine", answer{200, "application/json", `[]`})
+	be.answer("GET", "/acme/v1/pets", answer{200, "application/json", `[{"id":7,"name":"Rex"}]`})
+	be.answer("GET", "/globex/v1/pets/7", answer{200, "application/json", `{"id":7,"name":"Rex","tag":"dog"}`})
+	be.answer("POST", "/acme/v1/pets", answer{201, "application/json", `{"id":1,"name":"Rex"}`})
+	tc := caddytest.NewTester(t)
+	tc.InitServer(forwardConfig(be.URL, "enforce", "spec testdata/specs/pets.yaml"), "caddyfile")
+	tok := tokenFor(t, "pet-owner")
+
+	tests := []struct {
+		name   string
+		rq     request
+		status int
+		errAt  string
+	}{
+		{"list with a valid query", request{method: "GET", path: "/acme/v1/pets?limit=5"}, 200, ""},
+		{"query out of range", request{method: "GET", path: "/acme/v1/pets?limit=500"}, 400, "limit"},
+		{"query not an integer", request{method: "GET", path: "/acme/v1/pets?limit=many"}, 400, "limit"},
+		{"path parameter", request{method: "GET", path: "/acme/v1/pets/7"}, 200, ""},
+		{"path parameter not an integer", request{method: "GET", path: "/acme/v1/pets/rex"}, 400, "petId"},
+		{"literal path beats the template", request{method: "GET", path: "/acme/v1/pets/mine"}, 200, ""},
+		{"other tenant, same base", request{method: "GET", path: "/globex/v1/pets/7"}, 200, ""},
+		{"create", request{method: "POST", path: "/acme/v1/pets", body: `{"name":"Rex"}`}, 201, ""},
+		{"create with an unknown field", request{method: "POST", path: "/acme/v1/pets", body: `{"name":"Rex","owner":"me"}`}, 400, ""},
+		{"create without name", request{method: "POST", path: "/acme/v1/pets", body: `{"tag":"dog"}`}, 400, ""},
+		{"undeclared method", request{method: "PUT", path: "/acme/v1/pets", body: `{}`}, 405, ""},
+		{"backend answer without id", request{method: "GET", path: "/acme/v1/pets/8"}, 502, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.rq.token = tok
+			tt.rq.unchecked = true
+			before := be.count()
+			r := fwd(t, tc, tt.rq)
+			if r.status != tt.status {
+				t.Fatalf("status %d, want %d: %s", r.status, tt.status, r.body)
+			}
+			if tt.status == 405 && r.header.Get("Allow") != "GET, POST" {
+				t.Errorf("Allow %q", r.header.Get("Allow"))
+			}
+			if tt.errAt != "" && !bytes.Contains(r.body, []byte(`"location":"`+tt.errAt)) {
+				t.Errorf("errors do not name %s: %s", tt.errAt, r.body)
+			}
+			reached := be.count() > before
+			if reached != (tt.status < 400 || tt.status == 502) {
+				t.Errorf("reached the backend: %v", reached)
+			}
+		})
+	}
+	// Paths the document does not describe pass through, with no token.
+	for _, p := range []string{"/acme/v2/pets", "/acme/v1/owners", "/pets"} {
+		if r := fwd(t, tc, request{method: "GET", path: p}); r.status != 200 || string(r.body) != "backend" {
+			t.Errorf("%s: %d %s", p, r.status, r.body)
+		}
+	}
+}
+
+// TestResponseCheckWriter: the writer holds an answer up to its limit, then
+// streams it as it comes; it flushes only while streaming.
+func TestResponseCheckWriter(t *testing.T) {
+	w := httptest.NewRecorder()
+	rc := &responseCheck{w: w, limit: 8}
+	rc.Header().Set("X-Upstream", "1")
+	rc.WriteHeader(201)
+	rc.Write([]byte("1234"))
+	if err := rc.FlushError(); err != nil || w.Flushed || w.Body.Len() != 0 || rc.streaming {
+		t.Fatalf("held answer leaked: flushed=%v body=%q", w.Flushed, w.Body)
+	}
+	rc.Write([]byte("5678"))
+	if rc.streaming || w.Body.Len() != 0 {
+		t.Fatal("an answer of exactly the limit is not held")
+	}
+	rc.Write([]byte("9"))
+	if !rc.streaming || w.Code != 201 || w.Body.String() != "123456789" || w.Header().Get("X-Upstream") != "1" {
+		t.Fatalf("streaming: %v %d %q", rc.streaming, w.Code, w.Body)
+	}
+	if err := rc.FlushError(); err != nil || !w.Flushed {
+		t.Fatalf("flush while streaming: %v %v", err, w.Flushed)
+	}
+
+	// A held answer is released as it was.
+	w = httptest.NewRecorder()
+	rc = &responseCheck{w: w, limit: 100}
+	rc.Write([]byte("ok"))
+	if err := rc.release(); err != nil || w.Code != 200 || w.Body.String() != "ok" {
+		t.Fatalf("release: %v %d %q", err, w.Code, w.Body)
+	}
+}
+
+// BenchmarkValidateResponse: checking one backend answer to GET
+// /accounts/sessions/{id}, valid and invalid.
+func BenchmarkValidateResponse(b *testing.B) {
+	c, _ := loadContract("")
+	req := httptest.NewRequest("GET", "/accounts/sessions/abc", nil)
+	for name, body := range map[string]string{
+		"valid":   validSession,
+		"invalid": `{"id":"abc","created":12,"timeout":"x","payload":"x"}`,
+	} {
+		b.Run(name, func(b *testing.B) {
+			data := []byte(body)
+			header := http.Header{"Content-Type": []string{"application/json"}}
+			b.ReportAllocs()
+			for b.Loop() {
+				resp := &http.Response{StatusCode: 200, Header: header, Body: io.NopCloser(bytes.NewReader(data)), ContentLength: int64(len(data))}
+				ok, _ := c.validator.ValidateHttpResponse(req, resp)
+				if ok != (name == "valid") {
+					b.Fatalf("%s answer judged valid=%v", name, ok)
+				}
+			}
+		})
+	}
+}
