@@ -48,6 +48,8 @@ test:
 	XDG_CONFIG_HOME=$$tmp/config XDG_DATA_HOME=$$tmp/data go test -race -count=1 ./...; \
 	rc=$$?; rm -rf $$tmp; exit $$rc
 
-# Go benchmarks of the hot path, with allocations.
-bench:
+# Go benchmarks of the hot path (ns/op, allocs/op), then the load benchmark
+# against Caddy's own respond and reverse_proxy (bench/load.sh).
+bench: $(CADDY)
 	go test -run '^$$' -bench . -benchmem ./...
+	bench/load.sh $(CADDY)

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Load benchmark of ownid_sessions against Caddy's own handlers, in one run
+# of one Caddy binary, on loopback only. Each pair (baseline, module) is run
+# alternately ROUNDS times for DURATION each; the script prints req/s and
+# latency percentiles per run and the ratio module/baseline of the medians.
+#
+#   bench/load.sh [path-to-caddy]     (make bench builds ./bin/caddy first)
+#
+# Environment: ROUNDS (3), DURATION (5s), CONNECTIONS (16), THREADS (1).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CADDY=${1:-./bin/caddy}
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-5s}
+CONNECTIONS=${CONNECTIONS:-16}
+THREADS=${THREADS:-1}
+
+if ! command -v wrk >/dev/null; then
+	echo "installing wrk (Debian package)" >&2
+	apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq >/dev/null && apt-get install -y -qq wrk >/dev/null; }
+fi
+
+work=$(mktemp -d)
+export OWNID_BENCH_SECRET=$(head -c 32 /dev/urandom | base64)
+export XDG_CONFIG_HOME=$work/config XDG_DATA_HOME=$work/data
+"$CADDY" run --config bench/Caddyfile --adapter caddyfile >"$work/caddy.log" 2>&1 &
+caddy_pid=$!
+trap 'kill $caddy_pid 2>/dev/null; wait $caddy_pid 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 50); do
+	curl -sf -o /dev/null http://127.0.0.1:9101/ && break
+	sleep 0.1
+done
+
+token=$("$CADDY" ownid-token --secret "$OWNID_BENCH_SECRET" --sub bench --ttl 1h)
+body='{"payload":{"preferences":{"theme":"dark","resolution":"wide"}}}'
+sid=$(curl -sf -X POST http://127.0.0.1:9102/app/accounts/sessions \
+	-H "Authorization: Bearer $token" -H 'Content-Type: application/json' -d "$body" |
+	sed 's/.*"id":"\([^"]*\)".*/\1/')
+[ -n "$sid" ] || { echo "could not create the benchmark session" >&2; cat "$work/caddy.log" >&2; exit 1; }
+
+cat >"$work/put.lua" <<LUA
+wrk.method = "PUT"
+wrk.body = '$body'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $token"
+LUA
+
+# run NAME URL: one wrk run; prints "req/s p50 p99" and keeps the req/s.
+run() {
+	local out rps p50 p99
+	out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$work/put.lua" "$2")
+	rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
+	p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
+	p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+	if grep -q "Non-2xx" <<<"$out"; then
+		echo "$1: answers other than 2xx:" >&2
+		grep "Non-2xx" <<<"$out" >&2
+		exit 1
+	fi
+	printf '  %-22s %10s req/s   p50 %-9s p99 %s\n' "$1" "$rps" "$p50" "$p99"
+	echo "$rps" >>"$work/$1"
+}
+
+median() { sort -n "$work/$1" | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+echo "ownid_sessions load benchmark: $ROUNDS rounds x $DURATION, $CONNECTIONS connections, $(nproc) cores"
+run warmup-respond http://127.0.0.1:9101/ >/dev/null
+run warmup-serve "http://127.0.0.1:9102/app/accounts/sessions/$sid" >/dev/null
+for round in $(seq "$ROUNDS"); do
+	echo "round $round"
+	run respond http://127.0.0.1:9101/app/accounts/sessions/"$sid"
+	run serve-put "http://127.0.0.1:9102/app/accounts/sessions/$sid"
+	run reverse_proxy http://127.0.0.1:9103/app/accounts/sessions/"$sid"
+	run forward-put "http://127.0.0.1:9104/app/accounts/sessions/$sid"
+done
+
+echo
+echo "medians (req/s) and ratios"
+for pair in "serve-put respond 0.80" "forward-put reverse_proxy 0.90"; do
+	read -r mod base goal <<<"$pair"
+	m=$(median "$mod")
+	b=$(median "$base")
+	awk -v m="$m" -v b="$b" -v mod="$mod" -v base="$base" -v goal="$goal" 'BEGIN {
+		printf "  %-12s %10.0f  vs %-14s %10.0f  ratio %.2f (goal %.2f)\n", mod, m, base, b, m / b, goal
+	}'
+done
