@@ -232,7 +232,13 @@ func readBody(r *http.Request, limit int64) ([]byte, *problem) {
 	return buf.Bytes(), nil
 }
 
-// checkJSON refuses an empty, non-UTF-8 or malformed JSON body.
+// maxJSONDepth bounds the nesting of a JSON body: arrays and objects inside
+// one another. Deeper bodies are refused before any schema work.
+const maxJSONDepth = 64
+
+// checkJSON refuses a body that is empty, not UTF-8, not one well-formed
+// JSON value, nested deeper than maxJSONDepth, or that repeats a key within
+// one object (where parsers disagree on which value counts).
 func checkJSON(body []byte) *problem {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return newProblem(kindInvalidRequest, "a JSON body is required")
@@ -242,8 +248,58 @@ func checkJSON(body []byte) *problem {
 	if !utf8.Valid(body) {
 		return newProblem(kindMalformedJSON, "the body is not valid UTF-8")
 	}
-	if !json.Valid(body) {
-		return newProblem(kindMalformedJSON, "the body is not well-formed JSON")
+	malformed := newProblem(kindMalformedJSON, "the body is not well-formed JSON")
+	type level struct {
+		object  bool
+		wantKey bool
+		keys    map[string]struct{}
+	}
+	var stack []level
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	values := 0
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return malformed
+		}
+		if len(stack) == 0 {
+			if values++; values > 1 {
+				return malformed // more than one value
+			}
+		}
+		if key, isString := tok.(string); isString && len(stack) > 0 && stack[len(stack)-1].object && stack[len(stack)-1].wantKey {
+			top := &stack[len(stack)-1]
+			if top.keys == nil {
+				top.keys = map[string]struct{}{}
+			}
+			if _, dup := top.keys[key]; dup {
+				return newProblem(kindInvalidRequest, "the body repeats a key within one object")
+			}
+			top.keys[key] = struct{}{}
+			top.wantKey = false
+			continue
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			if len(stack) == maxJSONDepth {
+				return newProblem(kindInvalidRequest, "the body nests arrays and objects deeper than "+strconv.Itoa(maxJSONDepth)+" levels")
+			}
+			stack = append(stack, level{object: tok == json.Delim('{'), wantKey: tok == json.Delim('{')})
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		}
+		// A value is complete: an object that holds it wants a key next.
+		if n := len(stack); n > 0 && stack[n-1].object {
+			stack[n-1].wantKey = true
+		}
+	}
+	if values == 0 || len(stack) > 0 {
+		return malformed // nothing, or cut short
 	}
 	return nil
 }
@@ -270,6 +326,14 @@ func (h *Handler) storeProblem(err error) *problem {
 		return newProblem(kindPreconditionFailed, "If-Match does not match the session's current ETag; nothing was changed")
 	case errors.Is(err, ErrTooManySessions):
 		return newProblem(kindTooManySessions, "the account already holds "+strconv.Itoa(h.MaxSessions)+" live sessions")
+	case errors.Is(err, ErrStoreFull):
+		retry := time.Minute
+		var full StoreFullError
+		if errors.As(err, &full) && full.RetryAfter > 0 {
+			retry = full.RetryAfter
+		}
+		return newProblem(kindStoreFull, "the session store holds its maximum of live sessions; try again later").
+			withHeader("Retry-After", strconv.Itoa(int(max(time.Second, retry)/time.Second)))
 	}
 	h.logger.Error("session store failed", zap.Error(err))
 	return newProblem(kindStoreUnavailable, "the session store did not answer; nothing was written").

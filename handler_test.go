@@ -155,6 +155,42 @@ func TestReadBody(t *testing.T) {
 	}
 }
 
+func TestCheckJSON(t *testing.T) {
+	nest := func(n int) string { return strings.Repeat("[", n) + strings.Repeat("]", n) }
+	tests := []struct {
+		body string
+		kind problemKind
+		ok   bool
+	}{
+		{body: `{"payload":{"a":[1,{"b":null}]},"timeout":5}`, ok: true},
+		{body: `[{"a":1},{"a":1}]`, ok: true}, // the same key in two objects
+		{body: `{"n":1e999999,"m":123456789012345678901234567890}`, ok: true},
+		{body: nest(maxJSONDepth), ok: true},
+		{body: nest(maxJSONDepth + 1), kind: kindInvalidRequest},
+		{body: nest(10000), kind: kindInvalidRequest},
+		{body: `{"payload":{},"payload":[]}`, kind: kindInvalidRequest},
+		{body: `{"a":{"b":1,"b":2}}`, kind: kindInvalidRequest},
+		{body: `{} {}`, kind: kindMalformedJSON},
+		{body: `{}x`, kind: kindMalformedJSON},
+		{body: `{"a":1`, kind: kindMalformedJSON},
+		{body: `{"a"}`, kind: kindMalformedJSON},
+		{body: "{\"a\":\"\xff\"}", kind: kindMalformedJSON},
+		{body: ``, kind: kindInvalidRequest},
+	}
+	for _, tt := range tests {
+		p := checkJSON([]byte(tt.body))
+		if tt.ok {
+			if p != nil {
+				t.Errorf("%.40q: %v", tt.body, p)
+			}
+			continue
+		}
+		if p == nil || p.kind != tt.kind {
+			t.Errorf("%.40q: %v, want %s", tt.body, p, problemKinds[tt.kind].slug)
+		}
+	}
+}
+
 // BenchmarkServeHTTPPut is one valid PUT through ServeHTTP: token, contract,
 // store and response, for each token algorithm.
 func BenchmarkServeHTTPPut(b *testing.B) {

@@ -18,7 +18,7 @@ import (
 type Store interface {
 	// Create stores s (whose ID, Created and LastActive are set) for owner,
 	// unless owner already holds maxPerOwner live sessions
-	// (ErrTooManySessions).
+	// (ErrTooManySessions) or the store is full (ErrStoreFull).
 	Create(ctx context.Context, owner Owner, s Session, maxPerOwner int, now time.Time) (Session, error)
 
 	// List returns owner's live sessions, oldest first.
@@ -42,7 +42,16 @@ var (
 	ErrNotFound           = errors.New("session not found")
 	ErrPreconditionFailed = errors.New("session etag does not match")
 	ErrTooManySessions    = errors.New("account holds too many sessions")
+	ErrStoreFull          = errors.New("the store holds its maximum of live sessions")
 )
+
+// StoreFullError is ErrStoreFull with a hint of when to try again.
+type StoreFullError struct {
+	RetryAfter time.Duration
+}
+
+func (e StoreFullError) Error() string      { return ErrStoreFull.Error() }
+func (e StoreFullError) Is(target error) bool { return target == ErrStoreFull }
 
 // Owner is who a session belongs to: the app (the path prefix before
 // /accounts/sessions) and the account (the token's sub).

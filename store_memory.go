@@ -4,10 +4,13 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/maphash"
 	"slices"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -26,6 +29,7 @@ var memoryTables = caddy.NewUsagePool()
 const (
 	defaultMemoryStoreName = "default"
 	defaultSweepInterval   = time.Minute
+	defaultMaxLiveSessions = 1_000_000
 )
 
 // MemoryStore keeps sessions in this Caddy process. They survive config
@@ -40,6 +44,12 @@ type MemoryStore struct {
 	// are invisible from the moment they expire whatever this says.
 	// Default: 1m.
 	SweepInterval caddy.Duration `json:"sweep_interval,omitempty"`
+
+	// The most sessions the table holds, for all apps and accounts
+	// together, so memory stays bounded whatever clients do: beyond it,
+	// creating a session gets 503 while reads, updates and deletes go on.
+	// Sessions that expired count until they are swept. Default: 1000000.
+	MaxLiveSessions int `json:"max_live_sessions,omitempty"`
 
 	table *sessionTable
 	// sweeperDone is closed when this config's sweeper has stopped.
@@ -65,6 +75,12 @@ func (m *MemoryStore) Provision(ctx caddy.Context) error {
 	}
 	if m.SweepInterval < 0 {
 		return fmt.Errorf("sweep_interval: must be positive, got %s", time.Duration(m.SweepInterval))
+	}
+	if m.MaxLiveSessions == 0 {
+		m.MaxLiveSessions = defaultMaxLiveSessions
+	}
+	if m.MaxLiveSessions < 0 {
+		return fmt.Errorf("max_live_sessions: must be positive, got %d", m.MaxLiveSessions)
 	}
 	val, _, err := memoryTables.LoadOrNew(m.Name, func() (caddy.Destructor, error) {
 		return newSessionTable(), nil
@@ -101,7 +117,8 @@ func (m *MemoryStore) sweepUntilDone(ctx context.Context, every time.Duration) {
 // UnmarshalCaddyfile sets up the store from Caddyfile tokens. Syntax:
 //
 //	store memory [<name>] {
-//		sweep_interval <duration>
+//		sweep_interval    <duration>
+//		max_live_sessions <n>
 //	}
 func (m *MemoryStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the store type
@@ -122,6 +139,15 @@ func (m *MemoryStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("sweep_interval: invalid duration %q", d.Val())
 			}
 			m.SweepInterval = caddy.Duration(dur)
+		case "max_live_sessions":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			n, err := strconv.Atoi(d.Val())
+			if err != nil || n <= 0 {
+				return d.Errf("max_live_sessions: want a positive integer, got %q", d.Val())
+			}
+			m.MaxLiveSessions = n
 		default:
 			return d.Errf("store memory: unrecognized subdirective %q", d.Val())
 		}
@@ -130,7 +156,11 @@ func (m *MemoryStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 }
 
 func (m *MemoryStore) Create(_ context.Context, owner Owner, s Session, maxPerOwner int, now time.Time) (Session, error) {
-	return m.table.create(owner, s, maxPerOwner, now)
+	s, err := m.table.create(owner, s, maxPerOwner, m.MaxLiveSessions, now)
+	if errors.Is(err, ErrStoreFull) {
+		return s, StoreFullError{RetryAfter: time.Duration(m.SweepInterval)}
+	}
+	return s, err
 }
 
 func (m *MemoryStore) List(_ context.Context, owner Owner, now time.Time) ([]Session, error) {
@@ -154,7 +184,8 @@ func (m *MemoryStore) Delete(_ context.Context, owner Owner, id string, cond *if
 // holds more than one shard's lock.
 type sessionTable struct {
 	seed   maphash.Seed
-	shards [64]tableShard
+	live   atomic.Int64 // sessions held, expired or not, until removed
+	shards [256]tableShard
 }
 
 type tableShard struct {
@@ -177,22 +208,30 @@ func (t *sessionTable) shard(owner Owner) *tableShard {
 	return &t.shards[maphash.Comparable(t.seed, owner)%uint64(len(t.shards))]
 }
 
-func (t *sessionTable) create(owner Owner, s Session, maxPerOwner int, now time.Time) (Session, error) {
+func (t *sessionTable) create(owner Owner, s Session, maxPerOwner, maxLive int, now time.Time) (Session, error) {
 	sh := t.shard(owner)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	sessions := sh.owners[owner]
-	if sessions == nil {
-		sessions = map[string]*Session{}
-		sh.owners[owner] = sessions
-	}
 	for id, old := range sessions {
 		if old.expired(now) {
 			delete(sessions, id)
+			t.live.Add(-1)
 		}
 	}
 	if len(sessions) >= maxPerOwner {
 		return Session{}, ErrTooManySessions
+	}
+	// The cap is checked and the count raised under this shard's lock
+	// only: concurrent creates in other shards can pass it together by at
+	// most one each, a bounded overshoot that keeps creates lock-free
+	// across shards.
+	if t.live.Load() >= int64(maxLive) {
+		return Session{}, ErrStoreFull
+	}
+	if sessions == nil {
+		sessions = map[string]*Session{}
+		sh.owners[owner] = sessions
 	}
 	if _, taken := sessions[s.ID]; taken {
 		// 128 random bits never collide in practice; refuse rather than
@@ -202,6 +241,7 @@ func (t *sessionTable) create(owner Owner, s Session, maxPerOwner int, now time.
 	s.Revision = 1
 	stored := s
 	sessions[s.ID] = &stored
+	t.live.Add(1)
 	return s, nil
 }
 
@@ -233,9 +273,9 @@ func (t *sessionTable) get(owner Owner, id string, now time.Time) (Session, erro
 	return *s, nil
 }
 
-// live returns the owner's live session id under a held write lock, removing
-// it if it has expired.
-func (sh *tableShard) live(owner Owner, id string, now time.Time) (*Session, bool) {
+// liveSession returns the owner's live session id under the shard's held
+// write lock, removing it if it has expired.
+func (t *sessionTable) liveSession(sh *tableShard, owner Owner, id string, now time.Time) (*Session, bool) {
 	sessions := sh.owners[owner]
 	s, ok := sessions[id]
 	if !ok {
@@ -243,6 +283,7 @@ func (sh *tableShard) live(owner Owner, id string, now time.Time) (*Session, boo
 	}
 	if s.expired(now) {
 		delete(sessions, id)
+		t.live.Add(-1)
 		return nil, false
 	}
 	return s, true
@@ -252,7 +293,7 @@ func (t *sessionTable) update(owner Owner, id string, payload json.RawMessage, c
 	sh := t.shard(owner)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	s, ok := sh.live(owner, id, now)
+	s, ok := t.liveSession(sh, owner, id, now)
 	if !ok {
 		return Session{}, ErrNotFound
 	}
@@ -271,7 +312,7 @@ func (t *sessionTable) remove(owner Owner, id string, cond *ifMatch, now time.Ti
 	sh := t.shard(owner)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	s, ok := sh.live(owner, id, now)
+	s, ok := t.liveSession(sh, owner, id, now)
 	if !ok {
 		return ErrNotFound
 	}
@@ -280,6 +321,7 @@ func (t *sessionTable) remove(owner Owner, id string, cond *ifMatch, now time.Ti
 	}
 	sessions := sh.owners[owner]
 	delete(sessions, id)
+	t.live.Add(-1)
 	if len(sessions) == 0 {
 		delete(sh.owners, owner)
 	}
@@ -304,6 +346,7 @@ func (t *sessionTable) sweep(now time.Time) (removed int) {
 		}
 		sh.mu.Unlock()
 	}
+	t.live.Add(int64(-removed))
 	return removed
 }
 

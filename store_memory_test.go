@@ -21,7 +21,7 @@ func newTestSession(now time.Time, timeout time.Duration) Session {
 func TestSessionTableLifecycle(t *testing.T) {
 	tbl := newSessionTable()
 	alice := Owner{App: "/app", Account: "alice"}
-	s, err := tbl.create(alice, newTestSession(t0, time.Minute), 10, t0)
+	s, err := tbl.create(alice, newTestSession(t0, time.Minute), 10, 1000, t0)
 	if err != nil || s.Revision != 1 || s.ETag() != `"1"` {
 		t.Fatalf("create: %+v %v", s, err)
 	}
@@ -64,7 +64,7 @@ func TestSessionTableLifecycle(t *testing.T) {
 func TestSessionTableIsolation(t *testing.T) {
 	tbl := newSessionTable()
 	alice := Owner{App: "/app", Account: "alice"}
-	s, _ := tbl.create(alice, newTestSession(t0, time.Minute), 10, t0)
+	s, _ := tbl.create(alice, newTestSession(t0, time.Minute), 10, 1000, t0)
 	for _, other := range []Owner{
 		{App: "/app", Account: "bob"},
 		{App: "/other", Account: "alice"},
@@ -92,8 +92,8 @@ func TestSessionTableIsolation(t *testing.T) {
 func TestSessionTableExpiry(t *testing.T) {
 	tbl := newSessionTable()
 	o := Owner{Account: "carol"}
-	s, _ := tbl.create(o, newTestSession(t0, time.Minute), 10, t0)
-	long, _ := tbl.create(o, newTestSession(t0, time.Hour), 10, t0)
+	s, _ := tbl.create(o, newTestSession(t0, time.Minute), 10, 1000, t0)
+	long, _ := tbl.create(o, newTestSession(t0, time.Hour), 10, 1000, t0)
 
 	// Alive until lastActive+timeout, exactly; gone from that instant.
 	if _, err := tbl.get(o, s.ID, t0.Add(time.Minute-time.Millisecond)); err != nil {
@@ -111,7 +111,7 @@ func TestSessionTableExpiry(t *testing.T) {
 	}
 
 	// The sweep removes what expired and nothing else.
-	s2, _ := tbl.create(o, newTestSession(end, time.Minute), 10, end)
+	s2, _ := tbl.create(o, newTestSession(end, time.Minute), 10, 1000, end)
 	if n := tbl.sweep(end.Add(2 * time.Minute)); n != 1 {
 		t.Fatalf("sweep removed %d, want 1 (s2)", n)
 	}
@@ -127,19 +127,19 @@ func TestSessionTableMaxPerOwner(t *testing.T) {
 	tbl := newSessionTable()
 	o := Owner{App: "/a", Account: "dave"}
 	for i := 0; i < 3; i++ {
-		if _, err := tbl.create(o, newTestSession(t0, time.Minute), 3, t0); err != nil {
+		if _, err := tbl.create(o, newTestSession(t0, time.Minute), 3, 1000, t0); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := tbl.create(o, newTestSession(t0, time.Minute), 3, t0); !errors.Is(err, ErrTooManySessions) {
+	if _, err := tbl.create(o, newTestSession(t0, time.Minute), 3, 1000, t0); !errors.Is(err, ErrTooManySessions) {
 		t.Fatalf("fourth: %v", err)
 	}
-	if _, err := tbl.create(Owner{App: "/a", Account: "erin"}, newTestSession(t0, time.Minute), 3, t0); err != nil {
+	if _, err := tbl.create(Owner{App: "/a", Account: "erin"}, newTestSession(t0, time.Minute), 3, 1000, t0); err != nil {
 		t.Fatalf("another account is limited by dave's sessions: %v", err)
 	}
 	// Expired sessions do not count.
 	later := t0.Add(time.Minute)
-	if _, err := tbl.create(o, newTestSession(later, time.Minute), 3, later); err != nil {
+	if _, err := tbl.create(o, newTestSession(later, time.Minute), 3, 1000, later); err != nil {
 		t.Fatalf("expired sessions still counted: %v", err)
 	}
 }
@@ -149,7 +149,7 @@ func TestSessionTableMaxPerOwner(t *testing.T) {
 func TestSessionTableConcurrentIfMatch(t *testing.T) {
 	tbl := newSessionTable()
 	o := Owner{Account: "race"}
-	s, _ := tbl.create(o, newTestSession(t0, time.Hour), 10, t0)
+	s, _ := tbl.create(o, newTestSession(t0, time.Hour), 10, 1000, t0)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	acked := 0
@@ -271,7 +271,7 @@ func TestNewSessionID(t *testing.T) {
 func BenchmarkSessionTableGet(b *testing.B) {
 	tbl := newSessionTable()
 	o := Owner{App: "/app", Account: "bench"}
-	s, _ := tbl.create(o, newTestSession(t0, time.Hour), 10, t0)
+	s, _ := tbl.create(o, newTestSession(t0, time.Hour), 10, 1000, t0)
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := tbl.get(o, s.ID, t0); err != nil {
@@ -283,7 +283,7 @@ func BenchmarkSessionTableGet(b *testing.B) {
 func BenchmarkSessionTableUpdate(b *testing.B) {
 	tbl := newSessionTable()
 	o := Owner{App: "/app", Account: "bench"}
-	s, _ := tbl.create(o, newTestSession(t0, time.Hour), 10, t0)
+	s, _ := tbl.create(o, newTestSession(t0, time.Hour), 10, 1000, t0)
 	payload := json.RawMessage(`{"theme":"dark"}`)
 	b.ReportAllocs()
 	for b.Loop() {
@@ -309,7 +309,7 @@ func TestSweeperStopsWithConfig(t *testing.T) {
 		cancels = append(cancels, cancel)
 	}
 	o := Owner{Account: "sweeper"}
-	s, _ := stores[2].table.create(o, newTestSession(testNow(), time.Hour), 10, testNow())
+	s, _ := stores[2].table.create(o, newTestSession(testNow(), time.Hour), 10, 1000, testNow())
 	for i, cancel := range cancels[:2] {
 		cancel()
 		select {
