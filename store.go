@@ -50,7 +50,7 @@ type StoreFullError struct {
 	RetryAfter time.Duration
 }
 
-func (e StoreFullError) Error() string      { return ErrStoreFull.Error() }
+func (e StoreFullError) Error() string        { return ErrStoreFull.Error() }
 func (e StoreFullError) Is(target error) bool { return target == ErrStoreFull }
 
 // Owner is who a session belongs to: the app (the path prefix before
