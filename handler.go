@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -224,6 +225,10 @@ func readBody(r *http.Request, limit int64) ([]byte, *problem) {
 		buf.Grow(int(r.ContentLength))
 	}
 	if _, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1)); err != nil {
+		var netErr net.Error
+		if errors.As(err, &netErr) && netErr.Timeout() {
+			return nil, newProblem(kindBodyTimeout, "the body did not arrive within the server's read timeout")
+		}
 		return nil, newProblem(kindInvalidRequest, "the body could not be read in full")
 	}
 	if int64(buf.Len()) > limit {

@@ -24,6 +24,7 @@ const (
 	kindMethodNotAllowed
 	kindPreconditionFailed
 	kindBodyTooLarge
+	kindBodyTimeout
 	kindUnsupportedMediaType
 	kindTooManySessions
 	kindBadUpstreamResponse
@@ -47,6 +48,7 @@ var problemKinds = [...]struct {
 	kindMethodNotAllowed:     {"method-not-allowed", "Method not allowed on this path", http.StatusMethodNotAllowed},
 	kindPreconditionFailed:   {"precondition-failed", "The session has changed", http.StatusPreconditionFailed},
 	kindBodyTooLarge:         {"body-too-large", "The request body is too large", http.StatusRequestEntityTooLarge},
+	kindBodyTimeout:          {"body-timeout", "The request body did not arrive in time", http.StatusRequestTimeout},
 	kindUnsupportedMediaType: {"unsupported-media-type", "The request body must be JSON", http.StatusUnsupportedMediaType},
 	kindTooManySessions:      {"too-many-sessions", "The account holds too many sessions", http.StatusTooManyRequests},
 	kindBadUpstreamResponse:  {"bad-upstream-response", "The upstream answer breaks the contract", http.StatusBadGateway},
