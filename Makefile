@@ -1,4 +1,5 @@
 # ownid_sessions: build Caddy with this module, run it, test it.
+SHELL := /bin/bash
 #
 #   make run    build Caddy with the module (xcaddy) and serve Caddyfile.example
 #   make test   gofmt, go vet and every test, with the race detector
@@ -18,7 +19,12 @@ DEV_SECRET := $(CURDIR)/.ownid-dev-secret
 
 GO_SOURCES := $(wildcard *.go) go.mod go.sum $(wildcard openapi/*)
 
-.PHONY: run build test bench
+.PHONY: run build test bench fuzz
+
+FUZZ_TARGETS := FuzzServeHTTP FuzzBearerToken FuzzCaddyfile
+# How long make test fuzzes each target; make fuzz uses LONG_FUZZTIME.
+FUZZTIME      ?= 5s
+LONG_FUZZTIME ?= 5m
 
 run: $(CADDY)
 	@if [ -z "$$OWNID_JWT_SECRET" ] && [ ! -s $(DEV_SECRET) ]; then \
@@ -47,6 +53,17 @@ test:
 	@tmp=$$(mktemp -d); \
 	XDG_CONFIG_HOME=$$tmp/config XDG_DATA_HOME=$$tmp/data go test -race -count=1 ./...; \
 	rc=$$?; rm -rf $$tmp; exit $$rc
+	@$(MAKE) --no-print-directory fuzz LONG_FUZZTIME=$(FUZZTIME)
+
+# Native Go fuzzing of each target in turn (the seed corpora are in
+# testdata/fuzz and also run as plain tests). A failing input is written to
+# testdata/fuzz/<target>/ for go test to replay.
+fuzz:
+	@for target in $(FUZZ_TARGETS); do \
+		echo "fuzzing $$target for $(LONG_FUZZTIME)"; \
+		go test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(LONG_FUZZTIME) . 2>&1 | grep -v -e '^{"level"' -e '^fuzz: elapsed'; \
+		test $${PIPESTATUS[0]} -eq 0 || exit 1; \
+	done
 
 # Go benchmarks of the hot path (ns/op, allocs/op), then the load benchmark
 # against Caddy's own respond and reverse_proxy (bench/load.sh).

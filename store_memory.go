@@ -186,6 +186,9 @@ type sessionTable struct {
 	seed   maphash.Seed
 	live   atomic.Int64 // sessions held, expired or not, until removed
 	shards [256]tableShard
+	// afterShard, when set (tests), runs after the sweep has released a
+	// shard's lock.
+	afterShard func(shard int)
 }
 
 type tableShard struct {
@@ -328,7 +331,8 @@ func (t *sessionTable) remove(owner Owner, id string, cond *ifMatch, now time.Ti
 	return nil
 }
 
-// sweep removes expired sessions, one shard at a time.
+// sweep removes expired sessions, one shard at a time: no lock is held
+// across shards, so requests go on during a sweep of any size.
 func (t *sessionTable) sweep(now time.Time) (removed int) {
 	for i := range t.shards {
 		sh := &t.shards[i]
@@ -345,6 +349,9 @@ func (t *sessionTable) sweep(now time.Time) (removed int) {
 			}
 		}
 		sh.mu.Unlock()
+		if t.afterShard != nil {
+			t.afterShard(i)
+		}
 	}
 	t.live.Add(int64(-removed))
 	return removed

@@ -5,6 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -328,4 +332,123 @@ func TestSweeperStopsWithConfig(t *testing.T) {
 	}
 	cancels[2]()
 	<-stores[2].sweeperDone
+}
+
+// TestSweepHoldsNoGlobalLock: while a sweep is part-way through the table,
+// reads and writes in every shard go on.
+func TestSweepHoldsNoGlobalLock(t *testing.T) {
+	tbl := newSessionTable()
+	var owners []Owner
+	for i := 0; i < 2000; i++ {
+		o := Owner{App: "/s", Account: fmt.Sprint("acct-", i)}
+		tbl.create(o, newTestSession(t0, time.Minute), 10, 1<<20, t0)
+		owners = append(owners, o)
+	}
+	paused, resume := make(chan struct{}), make(chan struct{})
+	tbl.afterShard = func(shard int) {
+		if shard == len(tbl.shards)/2 {
+			close(paused)
+			<-resume
+		}
+	}
+	done := make(chan int)
+	go func() { done <- tbl.sweep(t0.Add(time.Hour)) }()
+	<-paused
+	served := make(chan struct{})
+	go func() {
+		for _, o := range owners {
+			tbl.list(o, t0)
+			tbl.create(o, newTestSession(t0.Add(time.Hour), time.Hour), 10, 1<<20, t0.Add(time.Hour))
+		}
+		close(served)
+	}()
+	select {
+	case <-served:
+	case <-time.After(10 * time.Second):
+		t.Fatal("requests blocked while the sweep was paused between shards")
+	}
+	close(resume)
+	<-done
+	// The sweep and the creates (which drop their account's expired
+	// sessions) removed all 2000 old sessions between them.
+	if live := tbl.live.Load(); live != 2000 {
+		t.Fatalf("%d sessions held, want the 2000 new ones", live)
+	}
+}
+
+// TestBytesPerSession measures the memory the table takes per session with a
+// 256-byte payload, and fails if it grows past 1 KiB (1 GiB for a million).
+func TestBytesPerSession(t *testing.T) {
+	const n = 100_000
+	payload := json.RawMessage(`{"p":"` + strings.Repeat("x", 248) + `"}`)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	tbl := newSessionTable()
+	for i := 0; i < n; i++ {
+		o := Owner{App: "/app", Account: "account-" + strconv.Itoa(i/10)}
+		s := Session{ID: newSessionID(), Created: t0, LastActive: t0, Timeout: time.Hour, Payload: append(json.RawMessage(nil), payload...)}
+		if _, err := tbl.create(o, s, 100, n, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	perSession := float64(after.HeapAlloc-before.HeapAlloc) / n
+	t.Logf("%.0f bytes of heap per session (256-byte payload, 10 sessions per account, %d sessions)", perSession, n)
+	if perSession > 1024 {
+		t.Errorf("%.0f bytes per session, over the 1 KiB budget", perSession)
+	}
+	runtime.KeepAlive(tbl)
+}
+
+// BenchmarkGetDuringSweep: GET latency in a table of a million sessions
+// (256-byte payloads, 10 per account), idle and while a sweep walks the
+// table over and over. Reports p50 and p99 in ns. Run by make bench.
+func BenchmarkGetDuringSweep(b *testing.B) {
+	const n = 1_000_000
+	tbl := newSessionTable()
+	payload := json.RawMessage(`{"p":"` + strings.Repeat("x", 248) + `"}`)
+	type ref struct {
+		o  Owner
+		id string
+	}
+	refs := make([]ref, 0, n)
+	for i := 0; i < n; i++ {
+		o := Owner{App: "/app", Account: "account-" + strconv.Itoa(i/10)}
+		s, _ := tbl.create(o, Session{ID: newSessionID(), Created: t0, LastActive: t0, Timeout: time.Hour, Payload: payload}, 100, n, t0)
+		refs = append(refs, ref{o, s.ID})
+	}
+	measure := func(b *testing.B) {
+		lat := make([]time.Duration, 0, b.N)
+		i := 0
+		for b.Loop() {
+			r := refs[(i*7919)%n]
+			i++
+			start := time.Now()
+			if _, err := tbl.get(r.o, r.id, t0); err != nil {
+				b.Fatal(err)
+			}
+			lat = append(lat, time.Since(start))
+		}
+		slices.Sort(lat)
+		b.ReportMetric(float64(lat[len(lat)/2]), "p50-ns")
+		b.ReportMetric(float64(lat[len(lat)*99/100]), "p99-ns")
+	}
+	b.Run("idle", measure)
+	b.Run("sweeping", func(b *testing.B) {
+		stop := make(chan struct{})
+		go func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					tbl.sweep(t0) // nothing expires: the walk alone
+				}
+			}
+		}()
+		measure(b)
+		close(stop)
+	})
 }
