@@ -9,9 +9,12 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/pb33f/jsonschema/v6"
 	"github.com/pb33f/libopenapi"
 	validator "github.com/pb33f/libopenapi-validator"
 	"github.com/pb33f/libopenapi-validator/config"
+	"github.com/pb33f/libopenapi-validator/helpers"
+	"github.com/pb33f/libopenapi-validator/schema_validation"
 	v3 "github.com/pb33f/libopenapi/datamodel/high/v3"
 )
 
@@ -47,6 +50,7 @@ type contract struct {
 
 type pathInfo struct {
 	template string
+	item     *v3.PathItem
 	pattern  *regexp.Regexp
 	literals int // literal segments, for specificity
 	methods  []string
@@ -54,6 +58,24 @@ type pathInfo struct {
 	// bodies maps each method whose operation declares a request body to
 	// the media types it declares.
 	bodies map[string][]string
+	ops    map[string]*operation
+}
+
+// operation is what the request check needs of one operation, worked out
+// once when the document loads.
+type operation struct {
+	// checkParams is false when no declared parameter can fail: each is an
+	// optional (or path) parameter whose schema is a bare string, which
+	// every value satisfies. The library's parameter validators run
+	// otherwise.
+	checkParams bool
+	// bodySchema is the compiled JSON Schema of a JSON request body
+	// (libopenapi-validator's compilation, request direction); nil when
+	// the operation declares no JSON body, in which case the library's
+	// body validator checks whatever is declared.
+	bodySchema *jsonschema.Schema
+	// bodyRequired: the operation's request body is required.
+	bodyRequired bool
 }
 
 // embedded is the embedded contract, parsed on first use: the document never
@@ -96,14 +118,19 @@ func parseContract(spec []byte) (*contract, error) {
 		// The bearer token is verified before validation, with more care
 		// than a presence check.
 		config.WithoutSecurityValidation(),
+		// Without a cache the path-parameter check compiles its regular
+		// expressions again on every request.
+		config.WithRegexCache(&sync.Map{}),
 	)
 	v.SetDocument(doc)
 	c := &contract{validator: v, paths: map[string]*pathInfo{}}
 	if model.Model.Paths == nil || model.Model.Paths.PathItems == nil || model.Model.Paths.PathItems.Len() == 0 {
 		return nil, fmt.Errorf("the document describes no paths")
 	}
+	opts := config.NewValidationOptions()
+	version := helpers.VersionToFloat(model.Model.Version)
 	for pair := model.Model.Paths.PathItems.First(); pair != nil; pair = pair.Next() {
-		info, err := newPathInfo(pair.Key(), pair.Value())
+		info, err := newPathInfo(pair.Key(), pair.Value(), opts, version)
 		if err != nil {
 			return nil, err
 		}
@@ -121,8 +148,8 @@ func parseContract(spec []byte) (*contract, error) {
 	return c, nil
 }
 
-func newPathInfo(template string, item *v3.PathItem) (*pathInfo, error) {
-	info := &pathInfo{template: template, bodies: map[string][]string{}}
+func newPathInfo(template string, item *v3.PathItem, opts *config.ValidationOptions, version float32) (*pathInfo, error) {
+	info := &pathInfo{template: template, item: item, bodies: map[string][]string{}, ops: map[string]*operation{}}
 	pattern, literals, err := templatePattern(template)
 	if err != nil {
 		return nil, fmt.Errorf("path %s: %v", template, err)
@@ -132,15 +159,48 @@ func newPathInfo(template string, item *v3.PathItem) (*pathInfo, error) {
 	for op := item.GetOperations().First(); op != nil; op = op.Next() {
 		method := strings.ToUpper(op.Key())
 		info.methods = append(info.methods, method)
+		compiled := &operation{checkParams: !trivialParams(item.Parameters, op.Value().Parameters)}
 		if rb := op.Value().RequestBody; rb != nil && rb.Content != nil {
+			compiled.bodyRequired = rb.Required != nil && *rb.Required
 			for mt := rb.Content.First(); mt != nil; mt = mt.Next() {
 				info.bodies[method] = append(info.bodies[method], strings.ToLower(mt.Key()))
 			}
+			if mt, ok := rb.Content.Get("application/json"); ok && mt != nil && mt.Schema != nil && rb.Content.Len() == 1 {
+				c, err := schema_validation.CompileSchemaForValidation(mt.Schema.Schema(),
+					schema_validation.SchemaValidationPurposeRequestBody, opts, version)
+				if err != nil {
+					return nil, fmt.Errorf("%s %s: request body schema: %v", method, template, err)
+				}
+				compiled.bodySchema = c.CompiledSchema
+			}
 		}
+		info.ops[method] = compiled
 	}
 	slices.Sort(info.methods)
 	info.allow = strings.Join(info.methods, ", ")
 	return info, nil
+}
+
+// trivialParams says whether every declared parameter accepts any value:
+// a path parameter, or an optional one, whose schema is a bare string.
+func trivialParams(lists ...[]*v3.Parameter) bool {
+	for _, list := range lists {
+		for _, p := range list {
+			if p == nil {
+				continue
+			}
+			if p.Content != nil || p.Schema == nil || p.In != "path" && p.Required != nil && *p.Required {
+				return false
+			}
+			s := p.Schema.Schema()
+			if s == nil || len(s.Type) != 1 || s.Type[0] != "string" || s.Pattern != "" || s.Format != "" ||
+				s.MinLength != nil || s.MaxLength != nil || len(s.Enum) > 0 || s.Const != nil ||
+				len(s.AllOf) > 0 || len(s.AnyOf) > 0 || len(s.OneOf) > 0 || s.Not != nil {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // templatePattern turns an OpenAPI path or server template into a regular
@@ -257,8 +317,9 @@ func (c *contract) checkMethod(template, method string) *problem {
 }
 
 // bodyTypes returns the media types the operation declares for its request
-// body, and whether it declares one at all.
-func (c *contract) bodyTypes(template, method string) ([]string, bool) {
-	types, ok := c.paths[template].bodies[method]
-	return types, ok
+// body, whether it declares one at all, and whether it requires it.
+func (c *contract) bodyTypes(template, method string) (types []string, declared, required bool) {
+	info := c.paths[template]
+	types, declared = info.bodies[method]
+	return types, declared, declared && info.ops[method].bodyRequired
 }

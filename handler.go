@@ -114,7 +114,9 @@ func (h *Handler) check(r *http.Request, rt route) (*identity, []byte, *problem)
 		return nil, nil, p
 	}
 	var body []byte
-	if types, declared := h.contract.bodyTypes(rt.template, r.Method); declared {
+	types, declared, required := h.contract.bodyTypes(rt.template, r.Method)
+	sent := r.ContentLength != 0 || r.Header.Get("Content-Type") != "" || len(r.TransferEncoding) > 0
+	if declared && (required || sent) {
 		isJSON, p := checkMediaType(r, types)
 		if p != nil {
 			return nil, nil, p

@@ -2,13 +2,20 @@ package ownidsessions
 
 import (
 	"bytes"
+	"encoding/json"
+	"errors"
 	"io"
 	"mime"
 	"net/http"
 	"net/url"
 	"strings"
 
+	"github.com/pb33f/jsonschema/v6"
 	verrors "github.com/pb33f/libopenapi-validator/errors"
+	"github.com/pb33f/libopenapi-validator/helpers"
+	v3 "github.com/pb33f/libopenapi/datamodel/high/v3"
+	"golang.org/x/text/language"
+	"golang.org/x/text/message"
 )
 
 // checkMediaType answers 415 unless the request's Content-Type is one the
@@ -33,16 +40,85 @@ func checkMediaType(r *http.Request, declared []string) (isJSON bool, p *problem
 }
 
 // validateRequest checks the request against the contract: parameters and
-// body. path is the request path below the app prefix, body the request body
-// already read (nil when there is none). The request itself is not touched.
+// body. body is the request body already read (nil when there is none).
+// The request itself is not touched. The operation was worked out when the
+// document loaded, so nothing is routed or compiled here: parameters go to
+// the library's parameter validators (unless none can fail) and a JSON body
+// to its compiled schema.
 func (c *contract) validateRequest(r *http.Request, rt route, body []byte) *problem {
-	ok, errs := c.validator.ValidateHttpRequestSync(contractRequest(r, rt, body))
-	if ok {
+	info := c.paths[rt.template]
+	op := info.ops[r.Method]
+	var fields []fieldError
+	var vr *http.Request
+	if op.checkParams {
+		vr = contractRequest(r, rt, body)
+		pv := c.validator.GetParameterValidator()
+		for _, check := range []func(*http.Request, *v3.PathItem, string) (bool, []*verrors.ValidationError){
+			pv.ValidatePathParamsWithPathItem,
+			pv.ValidateQueryParamsWithPathItem,
+			pv.ValidateHeaderParamsWithPathItem,
+			pv.ValidateCookieParamsWithPathItem,
+		} {
+			if ok, errs := check(vr, info.item, rt.template); !ok {
+				fields = append(fields, fieldErrors(errs)...)
+			}
+		}
+	}
+	if body != nil {
+		if op.bodySchema != nil {
+			fields = append(fields, validateJSON(op.bodySchema, body)...)
+		} else {
+			if vr == nil {
+				vr = contractRequest(r, rt, body)
+			}
+			if ok, errs := c.validator.GetRequestBodyValidator().ValidateRequestBodyWithPathItem(vr, info.item, rt.template); !ok {
+				fields = append(fields, fieldErrors(errs)...)
+			}
+		}
+	}
+	if len(fields) == 0 {
 		return nil
 	}
 	p := newProblem(kindInvalidRequest, "the request does not match the session contract")
-	p.errors = fieldErrors(errs)
+	p.errors = fields
 	return p
+}
+
+// validateJSON decodes a JSON document and checks it against a compiled
+// schema, returning one error per failing location. The document has been
+// checked for syntax already.
+func validateJSON(schema *jsonschema.Schema, doc []byte) []fieldError {
+	var v any
+	if err := json.Unmarshal(doc, &v); err != nil {
+		return []fieldError{{Location: "", Message: "the body cannot be decoded: a number is out of range"}}
+	}
+	err := schema.Validate(v)
+	if err == nil {
+		return nil
+	}
+	var ve *jsonschema.ValidationError
+	if !errors.As(err, &ve) {
+		return []fieldError{{Location: "", Message: "the body cannot be validated"}}
+	}
+	var fields []fieldError
+	printer := message.NewPrinter(language.Tag{})
+	for _, unit := range helpers.FlattenSchemaOutputErrors(ve.DetailedOutput()) {
+		if unit.Error == nil || unit.KeywordLocation == "" {
+			continue
+		}
+		msg := unit.Error.Kind.LocalizedString(printer)
+		if helpers.IgnoreRegex.MatchString(msg) {
+			continue // the library's list of messages that only say "see below"
+		}
+		fields = append(fields, fieldError{
+			Location: jsonPointer(helpers.ConvertStringLocationToPathSegments(unit.InstanceLocation)),
+			Message:  msg,
+		})
+	}
+	if len(fields) == 0 {
+		fields = append(fields, fieldError{Location: "", Message: ve.Error()})
+	}
+	return fields
 }
 
 // contractRequest is the request as the document sees it: its path below the

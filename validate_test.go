@@ -19,7 +19,7 @@ func TestEmbeddedContract(t *testing.T) {
 		}
 	}
 	declares := func(template, method string) bool {
-		types, ok := c.bodyTypes(template, method)
+		types, ok, _ := c.bodyTypes(template, method)
 		return ok && len(types) == 1 && types[0] == "application/json"
 	}
 	if a := c.paths[collectionPath]; a.allow != "GET, POST" || !declares(collectionPath, "POST") || declares(collectionPath, "GET") {
@@ -79,7 +79,8 @@ func TestValidateRequest(t *testing.T) {
 		if tt.body != "" {
 			body = []byte(tt.body)
 		}
-		p := c.validateRequest(r, route{path: tt.path}, body)
+		rt, _ := c.route("/my-app" + tt.path)
+		p := c.validateRequest(r, rt, body)
 		if tt.locations == nil {
 			if p != nil {
 				t.Errorf("%s %s: %v %+v", tt.method, tt.body, p, p.errors)
@@ -151,7 +152,7 @@ func BenchmarkValidateRequestPut(b *testing.B) {
 	body := []byte(`{"payload":{"preferences":{"theme":"dark","resolution":"wide"}}}`)
 	b.ReportAllocs()
 	for b.Loop() {
-		if p := c.validateRequest(r, route{path: "/accounts/sessions/abc"}, body); p != nil {
+		if p := c.validateRequest(r, route{template: itemPath, path: "/accounts/sessions/abc", sessionID: "abc"}, body); p != nil {
 			b.Fatal(p)
 		}
 	}
