@@ -167,25 +167,28 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rt route, id *id
 			return h.storeProblem(err)
 		}
 		w.Header().Set("Location", r.URL.Path+"/"+s.ID)
-		return writeJSON(w, http.StatusCreated, s.ETag(), sessionView(s))
+		return writeJSON(w, http.StatusCreated, s.ETag(), appendSession(nil, &s))
 
 	case rt.template == collectionPath: // GET
 		sessions, err := h.store.List(ctx, owner, now)
 		if err != nil {
 			return h.storeProblem(err)
 		}
-		views := make([]sessionJSON, len(sessions))
+		body := append(make([]byte, 0, 256*len(sessions)+2), '[')
 		for i := range sessions {
-			views[i] = sessionView(sessions[i])
+			if i > 0 {
+				body = append(body, ',')
+			}
+			body = appendSession(body, &sessions[i])
 		}
-		return writeJSON(w, http.StatusOK, "", views)
+		return writeJSON(w, http.StatusOK, "", append(body, ']'))
 
 	case r.Method == http.MethodGet:
 		s, err := h.store.Get(ctx, owner, rt.sessionID, now)
 		if err != nil {
 			return h.storeProblem(err)
 		}
-		return writeJSON(w, http.StatusOK, s.ETag(), sessionView(s))
+		return writeJSON(w, http.StatusOK, s.ETag(), appendSession(nil, &s))
 
 	case r.Method == http.MethodPut:
 		var req struct {
@@ -199,7 +202,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rt route, id *id
 		if err != nil {
 			return h.storeProblem(err)
 		}
-		return writeJSON(w, http.StatusOK, s.ETag(), sessionView(s))
+		return writeJSON(w, http.StatusOK, s.ETag(), appendSession(nil, &s))
 
 	case r.Method == http.MethodDelete:
 		err := h.store.Delete(ctx, owner, rt.sessionID, parseIfMatch(r.Header.Values("If-Match")), now)
@@ -347,38 +350,34 @@ func (h *Handler) storeProblem(err error) *problem {
 		withHeader("Retry-After", "1")
 }
 
-// sessionJSON is a Session as the contract shows it.
-type sessionJSON struct {
-	ID         string          `json:"id"`
-	Created    string          `json:"created"`
-	Timeout    int64           `json:"timeout"`
-	LastActive string          `json:"lastActive"`
-	Payload    json.RawMessage `json:"payload"`
-}
-
 // timeLayout is RFC 3339 with milliseconds; times are always UTC ("Z").
 const timeLayout = "2006-01-02T15:04:05.000Z07:00"
 
-func sessionView(s Session) sessionJSON {
-	payload := s.Payload
-	if payload == nil {
-		payload = json.RawMessage(`{}`)
+// appendSession appends the contract's JSON of a session:
+// {"id","created","timeout","lastActive","payload"}. Nothing in it needs
+// escaping: ids are base64url, the times are formatted here, and the payload
+// is the compact JSON object the store keeps.
+func appendSession(b []byte, s *Session) []byte {
+	b = append(b, `{"id":"`...)
+	b = append(b, s.ID...)
+	b = append(b, `","created":"`...)
+	b = s.Created.UTC().AppendFormat(b, timeLayout)
+	b = append(b, `","timeout":`...)
+	b = strconv.AppendInt(b, int64(s.Timeout/time.Second), 10)
+	b = append(b, `,"lastActive":"`...)
+	b = s.LastActive.UTC().AppendFormat(b, timeLayout)
+	b = append(b, `","payload":`...)
+	if s.Payload == nil {
+		b = append(b, `{}`...)
+	} else {
+		b = append(b, s.Payload...)
 	}
-	return sessionJSON{
-		ID:         s.ID,
-		Created:    s.Created.UTC().Format(timeLayout),
-		Timeout:    int64(s.Timeout / time.Second),
-		LastActive: s.LastActive.UTC().Format(timeLayout),
-		Payload:    payload,
-	}
+	return append(b, '}')
 }
 
-// writeJSON encodes v in full, then sends it with its status (and ETag).
-func writeJSON(w http.ResponseWriter, status int, etag string, v any) *problem {
-	body, err := json.Marshal(v)
-	if err != nil {
-		return newProblem(kindInternal, "the response could not be encoded")
-	}
+// writeJSON sends a JSON body, encoded in full beforehand, with its status
+// (and ETag).
+func writeJSON(w http.ResponseWriter, status int, etag string, body []byte) *problem {
 	hdr := w.Header()
 	hdr.Set("Content-Type", "application/json")
 	hdr.Set("Content-Length", strconv.Itoa(len(body)))

@@ -10,10 +10,40 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
+
+// sessionJSON is a Session as the contract shows it, for reading answers.
+type sessionJSON struct {
+	ID         string          `json:"id"`
+	Created    string          `json:"created"`
+	Timeout    int64           `json:"timeout"`
+	LastActive string          `json:"lastActive"`
+	Payload    json.RawMessage `json:"payload"`
+}
+
+// TestAppendSession: the hand-appended JSON is what encoding/json makes of
+// the same session.
+func TestAppendSession(t *testing.T) {
+	at := time.Date(2026, 11, 25, 10, 0, 0, 123456789, time.FixedZone("X", 3600))
+	for _, s := range []Session{
+		{ID: newSessionID(), Created: at, LastActive: at.Add(time.Second), Timeout: 90 * time.Second, Payload: json.RawMessage(`{"a":["x\"y",1.5,null]}`)},
+		{ID: "a", Created: at, LastActive: at, Timeout: time.Hour},
+	} {
+		got := appendSession(nil, &s)
+		payload := s.Payload
+		if payload == nil {
+			payload = json.RawMessage(`{}`)
+		}
+		want, _ := json.Marshal(sessionJSON{s.ID, s.Created.UTC().Format(timeLayout), int64(s.Timeout / time.Second), s.LastActive.UTC().Format(timeLayout), payload})
+		if string(got) != string(want) {
+			t.Errorf("appendSession:\n got %s\nwant %s", got, want)
+		}
+	}
+}
 
 func TestParseRoute(t *testing.T) {
 	tests := []struct {
