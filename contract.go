@@ -189,7 +189,7 @@ func trivialParams(lists ...[]*v3.Parameter) bool {
 			if p == nil {
 				continue
 			}
-			if p.Content != nil || p.Schema == nil || p.In != "path" && p.Required != nil && *p.Required {
+			if p.Content != nil && p.Content.Len() > 0 || p.Schema == nil || p.In != "path" && p.Required != nil && *p.Required {
 				return false
 			}
 			s := p.Schema.Schema()

@@ -22,12 +22,12 @@ const defaultResponseBuffer = 1 << 20
 // forward hands a request that passed the checks to the next handler, with
 // the body it read put back byte for byte, and checks the answer against the
 // contract unless validate_responses is off.
-func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt route, body []byte, next caddyhttp.Handler) error {
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt route, body *requestBody, next caddyhttp.Handler) error {
 	if body != nil {
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		r.ContentLength = int64(len(body))
+		r.Body = io.NopCloser(bytes.NewReader(body.raw))
+		r.ContentLength = int64(len(body.raw))
 		r.TransferEncoding = nil
-		r.Header.Set("Content-Length", strconv.Itoa(len(body)))
+		r.Header.Set("Content-Length", strconv.Itoa(len(body.raw)))
 	}
 	if h.ValidateResponses == ResponsesOff {
 		return next.ServeHTTP(w, r)

@@ -1,16 +1,11 @@
 package ownidsessions
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
-	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -92,7 +87,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 // check runs the checks in the contract's order: the token (and claim
 // rules), then the request against the document. It returns who is asking
 // and the body it read, if the operation declares one.
-func (h *Handler) check(r *http.Request, rt route) (*identity, []byte, *problem) {
+func (h *Handler) check(r *http.Request, rt route) (*identity, *requestBody, *problem) {
 	id, p := h.verifier.verify(r)
 	if p != nil {
 		return nil, nil, p
@@ -113,7 +108,7 @@ func (h *Handler) check(r *http.Request, rt route) (*identity, []byte, *problem)
 		p.errors = []fieldError{{Location: "sessionId", Message: "not a valid session id"}}
 		return nil, nil, p
 	}
-	var body []byte
+	var body *requestBody
 	types, declared, required := h.contract.bodyTypes(rt.template, r.Method)
 	sent := r.ContentLength != 0 || r.Header.Get("Content-Type") != "" || len(r.TransferEncoding) > 0
 	if declared && (required || sent) {
@@ -121,11 +116,12 @@ func (h *Handler) check(r *http.Request, rt route) (*identity, []byte, *problem)
 		if p != nil {
 			return nil, nil, p
 		}
-		if body, p = readBody(r, h.MaxBody); p != nil {
+		body = &requestBody{}
+		if body.raw, p = readBody(r, h.MaxBody); p != nil {
 			return nil, nil, p
 		}
 		if isJSON {
-			if p := checkJSON(body); p != nil {
+			if body.doc, p = parseJSON(body.raw); p != nil {
 				return nil, nil, p
 			}
 		}
@@ -138,30 +134,29 @@ func (h *Handler) check(r *http.Request, rt route) (*identity, []byte, *problem)
 
 // serve answers the operation from the store. It writes the success
 // response itself and returns any rejection for ServeHTTP to write.
-func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rt route, id *identity, body []byte) *problem {
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rt route, id *identity, body *requestBody) *problem {
 	account := id.subject
 	owner := Owner{App: rt.app, Account: account}
 	now := h.now().UTC().Truncate(time.Millisecond)
 	ctx := r.Context()
 	switch {
 	case rt.template == collectionPath && r.Method == http.MethodPost:
-		var req struct {
-			Payload json.RawMessage `json:"payload"`
-			Timeout *int64          `json:"timeout"`
-		}
-		if err := json.Unmarshal(body, &req); err != nil {
-			return newProblem(kindInvalidRequest, "the body does not match the createSession schema")
-		}
+		// The contract checked the body: an object whose timeout, if any,
+		// is an integer from 1 to 31536000.
 		timeout := time.Duration(h.SessionTimeout)
-		if req.Timeout != nil {
-			timeout = time.Duration(*req.Timeout) * time.Second
+		if raw := body.doc.member("timeout"); raw != nil {
+			seconds, err := strconv.ParseFloat(string(raw), 64)
+			if err != nil || seconds < 1 || seconds > maxSessionTimeout.Seconds() {
+				return newProblem(kindInvalidRequest, "timeout must be a whole number of seconds from 1 to 31536000")
+			}
+			timeout = time.Duration(seconds) * time.Second
 		}
 		s, err := h.store.Create(ctx, owner, Session{
 			ID:         newSessionID(),
 			Created:    now,
 			LastActive: now,
 			Timeout:    timeout,
-			Payload:    compact(req.Payload),
+			Payload:    compact(body.doc.member("payload")),
 		}, h.MaxSessions, now)
 		if err != nil {
 			return h.storeProblem(err)
@@ -191,13 +186,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rt route, id *id
 		return writeJSON(w, http.StatusOK, s.ETag(), appendSession(nil, &s))
 
 	case r.Method == http.MethodPut:
-		var req struct {
-			Payload json.RawMessage `json:"payload"`
-		}
-		if err := json.Unmarshal(body, &req); err != nil {
-			return newProblem(kindInvalidRequest, "the body does not match the updateSession schema")
-		}
-		s, err := h.store.Update(ctx, owner, rt.sessionID, compact(req.Payload),
+		s, err := h.store.Update(ctx, owner, rt.sessionID, compact(body.doc.member("payload")),
 			parseIfMatch(r.Header.Values("If-Match")), now)
 		if err != nil {
 			return h.storeProblem(err)
@@ -216,115 +205,6 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rt route, id *id
 	// module does not implement: only possible with an edited contract.
 	return newProblem(kindMethodNotAllowed, r.Method+" is not served on this path").
 		withHeader("Allow", h.contract.paths[rt.template].allow)
-}
-
-// readBody reads the whole request body, up to limit bytes (413 beyond).
-// The body is read only for operations that declare one.
-func readBody(r *http.Request, limit int64) ([]byte, *problem) {
-	tooLarge := newProblem(kindBodyTooLarge, "the body is larger than "+strconv.FormatInt(limit, 10)+" bytes")
-	if r.ContentLength > limit {
-		return nil, tooLarge
-	}
-	var buf bytes.Buffer
-	if r.ContentLength > 0 {
-		buf.Grow(int(r.ContentLength))
-	}
-	if _, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1)); err != nil {
-		var netErr net.Error
-		if errors.As(err, &netErr) && netErr.Timeout() {
-			return nil, newProblem(kindBodyTimeout, "the body did not arrive within the server's read timeout")
-		}
-		return nil, newProblem(kindInvalidRequest, "the body could not be read in full")
-	}
-	if int64(buf.Len()) > limit {
-		return nil, tooLarge
-	}
-	return buf.Bytes(), nil
-}
-
-// maxJSONDepth bounds the nesting of a JSON body: arrays and objects inside
-// one another. Deeper bodies are refused before any schema work.
-const maxJSONDepth = 64
-
-// checkJSON refuses a body that is empty, not UTF-8, not one well-formed
-// JSON value, nested deeper than maxJSONDepth, or that repeats a key within
-// one object (where parsers disagree on which value counts).
-func checkJSON(body []byte) *problem {
-	if len(bytes.TrimSpace(body)) == 0 {
-		return newProblem(kindInvalidRequest, "a JSON body is required")
-	}
-	// JSON text is UTF-8 (RFC 8259); encoding/json would quietly replace
-	// invalid bytes, so they are refused here.
-	if !utf8.Valid(body) {
-		return newProblem(kindMalformedJSON, "the body is not valid UTF-8")
-	}
-	malformed := newProblem(kindMalformedJSON, "the body is not well-formed JSON")
-	type level struct {
-		object  bool
-		wantKey bool
-		keys    map[string]struct{}
-	}
-	var stack []level
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	values := 0
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return malformed
-		}
-		if len(stack) == 0 {
-			if values++; values > 1 {
-				return malformed // more than one value
-			}
-		}
-		if key, isString := tok.(string); isString && len(stack) > 0 && stack[len(stack)-1].object && stack[len(stack)-1].wantKey {
-			top := &stack[len(stack)-1]
-			if top.keys == nil {
-				top.keys = map[string]struct{}{}
-			}
-			if _, dup := top.keys[key]; dup {
-				return newProblem(kindInvalidRequest, "the body repeats a key within one object")
-			}
-			top.keys[key] = struct{}{}
-			top.wantKey = false
-			continue
-		}
-		switch tok {
-		case json.Delim('{'), json.Delim('['):
-			if len(stack) == maxJSONDepth {
-				return newProblem(kindInvalidRequest, "the body nests arrays and objects deeper than "+strconv.Itoa(maxJSONDepth)+" levels")
-			}
-			stack = append(stack, level{object: tok == json.Delim('{'), wantKey: tok == json.Delim('{')})
-			continue
-		case json.Delim('}'), json.Delim(']'):
-			stack = stack[:len(stack)-1]
-		}
-		// A value is complete: an object that holds it wants a key next.
-		if n := len(stack); n > 0 && stack[n-1].object {
-			stack[n-1].wantKey = true
-		}
-	}
-	if values == 0 || len(stack) > 0 {
-		return malformed // nothing, or cut short
-	}
-	return nil
-}
-
-// compact returns a JSON value without insignificant white space; nil stays
-// nil (no payload sent). The value has been validated already.
-func compact(v json.RawMessage) json.RawMessage {
-	if v == nil {
-		return nil
-	}
-	var b bytes.Buffer
-	if err := json.Compact(&b, v); err != nil {
-		return v
-	}
-	return b.Bytes()
 }
 
 // storeProblem maps a store error to its problem.

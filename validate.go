@@ -2,7 +2,6 @@ package ownidsessions
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"io"
 	"mime"
@@ -45,7 +44,7 @@ func checkMediaType(r *http.Request, declared []string) (isJSON bool, p *problem
 // document loaded, so nothing is routed or compiled here: parameters go to
 // the library's parameter validators (unless none can fail) and a JSON body
 // to its compiled schema.
-func (c *contract) validateRequest(r *http.Request, rt route, body []byte) *problem {
+func (c *contract) validateRequest(r *http.Request, rt route, body *requestBody) *problem {
 	info := c.paths[rt.template]
 	op := info.ops[r.Method]
 	var fields []fieldError
@@ -65,8 +64,8 @@ func (c *contract) validateRequest(r *http.Request, rt route, body []byte) *prob
 		}
 	}
 	if body != nil {
-		if op.bodySchema != nil {
-			fields = append(fields, validateJSON(op.bodySchema, body)...)
+		if op.bodySchema != nil && body.doc != nil {
+			fields = append(fields, validateValue(op.bodySchema, body.doc.value)...)
 		} else {
 			if vr == nil {
 				vr = contractRequest(r, rt, body)
@@ -84,14 +83,9 @@ func (c *contract) validateRequest(r *http.Request, rt route, body []byte) *prob
 	return p
 }
 
-// validateJSON decodes a JSON document and checks it against a compiled
-// schema, returning one error per failing location. The document has been
-// checked for syntax already.
-func validateJSON(schema *jsonschema.Schema, doc []byte) []fieldError {
-	var v any
-	if err := json.Unmarshal(doc, &v); err != nil {
-		return []fieldError{{Location: "", Message: "the body cannot be decoded: a number is out of range"}}
-	}
+// validateValue checks a parsed JSON value against a compiled schema,
+// returning one error per failing location.
+func validateValue(schema *jsonschema.Schema, v any) []fieldError {
 	err := schema.Validate(v)
 	if err == nil {
 		return nil
@@ -123,12 +117,16 @@ func validateJSON(schema *jsonschema.Schema, doc []byte) []fieldError {
 
 // contractRequest is the request as the document sees it: its path below the
 // app prefix (or server base path), with the body already read.
-func contractRequest(r *http.Request, rt route, body []byte) *http.Request {
+func contractRequest(r *http.Request, rt route, body *requestBody) *http.Request {
+	var raw []byte
+	if body != nil {
+		raw = body.raw
+	}
 	vr := new(http.Request)
 	*vr = *r
 	vr.URL = &url.URL{Path: rt.path, RawQuery: r.URL.RawQuery}
-	vr.Body = io.NopCloser(bytes.NewReader(body))
-	vr.ContentLength = int64(len(body))
+	vr.Body = io.NopCloser(bytes.NewReader(raw))
+	vr.ContentLength = int64(len(raw))
 	return vr
 }
 

@@ -1,0 +1,155 @@
+package ownidsessions
+
+import (
+	"encoding/json"
+	"io"
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestReadBody(t *testing.T) {
+	tests := []struct {
+		body string
+		cl   int64 // Content-Length sent; -1 for unknown (chunked)
+		kind problemKind
+		ok   bool
+	}{
+		{body: `{"a":1}`, cl: 7, ok: true},
+		{body: `{"a":1}`, cl: -1, ok: true},
+		{body: strings.Repeat(" ", 20) + "{}", cl: -1, ok: true},
+		{body: `{"a":"` + strings.Repeat("x", 40) + `"}`, cl: -1, kind: kindBodyTooLarge},
+		{body: `{}`, cl: 1000, kind: kindBodyTooLarge},
+		{body: ``, cl: 0, kind: kindInvalidRequest},
+		{body: `   `, cl: -1, kind: kindInvalidRequest},
+		{body: `{"a":`, cl: -1, kind: kindMalformedJSON},
+		{body: "{\"a\":\"\xff\"}", cl: -1, kind: kindMalformedJSON},
+	}
+	for _, tt := range tests {
+		r := httptest.NewRequest("PUT", "/", io.NopCloser(strings.NewReader(tt.body)))
+		r.ContentLength = tt.cl
+		body, p := readBody(r, 32)
+		if p == nil {
+			_, p = parseJSON(body)
+		}
+		if tt.ok {
+			if p != nil || string(body) != tt.body {
+				t.Errorf("%q: %q, %v", tt.body, body, p)
+			}
+			continue
+		}
+		if p == nil || p.kind != tt.kind {
+			t.Errorf("%q: %v, want %s", tt.body, p, problemKinds[tt.kind].slug)
+		}
+	}
+}
+
+func TestParseJSON(t *testing.T) {
+	nest := func(n int) string { return strings.Repeat("[", n) + strings.Repeat("]", n) }
+	tests := []struct {
+		body string
+		kind problemKind
+		ok   bool
+	}{
+		{body: `{"payload":{"a":[1,{"b":null}]},"timeout":5}`, ok: true},
+		{body: `[{"a":1},{"a":1}]`, ok: true}, // the same key in two objects
+		{body: `{"m":123456789012345678901234567890,"n":-1.5e300}`, ok: true},
+		{body: `{"n":1e999999}`, kind: kindInvalidRequest},
+		{body: nest(maxJSONDepth), ok: true},
+		{body: nest(maxJSONDepth + 1), kind: kindInvalidRequest},
+		{body: nest(10000), kind: kindInvalidRequest},
+		{body: `{"payload":{},"payload":[]}`, kind: kindInvalidRequest},
+		{body: `{"a":{"b":1,"b":2}}`, kind: kindInvalidRequest},
+		{body: `{} {}`, kind: kindMalformedJSON},
+		{body: `{}x`, kind: kindMalformedJSON},
+		{body: `{"a":1`, kind: kindMalformedJSON},
+		{body: `{"a"}`, kind: kindMalformedJSON},
+		{body: "{\"a\":\"\xff\"}", kind: kindMalformedJSON},
+		{body: ``, kind: kindInvalidRequest},
+	}
+	for _, tt := range tests {
+		_, p := parseJSON([]byte(tt.body))
+		if tt.ok {
+			if p != nil {
+				t.Errorf("%.40q: %v", tt.body, p)
+			}
+			continue
+		}
+		if p == nil || p.kind != tt.kind {
+			t.Errorf("%.40q: %v, want %s", tt.body, p, problemKinds[tt.kind].slug)
+		}
+	}
+}
+
+// TestParseJSONValue: the one-pass parse gives the value encoding/json
+// would (numbers as json.Number) and the exact text of each top-level member.
+func TestParseJSONValue(t *testing.T) {
+	body := `{ "payload" : {"a": [1, 2.5, "x", true, null, {}]},
+	"timeout":  30 ,"empty":[], "s":"}\"{" }`
+	doc, p := parseJSON([]byte(body))
+	if p != nil {
+		t.Fatal(p)
+	}
+	dec := json.NewDecoder(strings.NewReader(body))
+	dec.UseNumber()
+	var want any
+	dec.Decode(&want)
+	if !reflect.DeepEqual(doc.value, want) {
+		t.Errorf("value %#v, want %#v", doc.value, want)
+	}
+	for name, raw := range map[string]string{
+		"payload": `{"a": [1, 2.5, "x", true, null, {}]}`,
+		"timeout": `30`,
+		"empty":   `[]`,
+		"s":       `"}\"{"`,
+		"missing": ``,
+	} {
+		if got := string(doc.member(name)); got != raw {
+			t.Errorf("member %s = %q, want %q", name, got, raw)
+		}
+	}
+	for _, body := range []string{`[1,{"a":2}]`, `"text"`, `12`, `null`} {
+		doc, p := parseJSON([]byte(body))
+		var want any
+		dec := json.NewDecoder(strings.NewReader(body))
+		dec.UseNumber()
+		dec.Decode(&want)
+		if p != nil || !reflect.DeepEqual(doc.value, want) || len(doc.members) != 0 {
+			t.Errorf("%s: %#v %v", body, doc, p)
+		}
+	}
+}
+
+// FuzzParseJSON holds the one-pass parse to encoding/json: what it accepts,
+// encoding/json decodes to the same value; what encoding/json refuses, it
+// refuses too.
+func FuzzParseJSON(f *testing.F) {
+	for _, s := range []string{`{"payload":{"a":[1,{"b":null}]},"timeout":5}`, `[]`, `{"a":1,"a":2}`, `{"a":"\u0041"}`, `1e400`, `{"x":[[[]]]}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		doc, p := parseJSON(body)
+		valid := json.Valid(body)
+		if p == nil {
+			if !valid {
+				t.Fatalf("accepted invalid JSON %q", body)
+			}
+			dec := json.NewDecoder(strings.NewReader(string(body)))
+			dec.UseNumber()
+			var want any
+			if err := dec.Decode(&want); err != nil || !reflect.DeepEqual(doc.value, want) {
+				t.Fatalf("%q parsed to %#v, encoding/json to %#v", body, doc.value, want)
+			}
+			for _, m := range doc.members {
+				if !json.Valid(m.raw) {
+					t.Fatalf("member %q has text %q", m.name, m.raw)
+				}
+			}
+			return
+		}
+		if p.kind == kindMalformedJSON && valid && !strings.Contains(p.detail, "UTF-8") {
+			t.Fatalf("refused valid JSON %q as malformed", body)
+		}
+	})
+}
