@@ -76,6 +76,16 @@ type operation struct {
 	bodySchema *jsonschema.Schema
 	// bodyRequired: the operation's request body is required.
 	bodyRequired bool
+	// responses are the declared answers by status ("200", "2XX",
+	// "default"), for checking the next handler's answer in forward mode.
+	responses map[string]*declaredResponse
+}
+
+// declaredResponse is one declared answer: its media types and, for JSON,
+// the compiled schema of its body (response direction).
+type declaredResponse struct {
+	mediaTypes []string
+	jsonSchema *jsonschema.Schema
 }
 
 // embedded is the embedded contract, parsed on first use: the document never
@@ -174,11 +184,59 @@ func newPathInfo(template string, item *v3.PathItem, opts *config.ValidationOpti
 				compiled.bodySchema = c.CompiledSchema
 			}
 		}
+		if compiled.responses, err = compileResponses(op.Value().Responses, opts, version); err != nil {
+			return nil, fmt.Errorf("%s %s: %v", method, template, err)
+		}
 		info.ops[method] = compiled
 	}
 	slices.Sort(info.methods)
 	info.allow = strings.Join(info.methods, ", ")
 	return info, nil
+}
+
+// compileResponses works out each declared answer of an operation.
+func compileResponses(responses *v3.Responses, opts *config.ValidationOptions, version float32) (map[string]*declaredResponse, error) {
+	out := map[string]*declaredResponse{}
+	if responses == nil {
+		return out, nil
+	}
+	add := func(code string, resp *v3.Response) error {
+		d := &declaredResponse{}
+		if resp != nil && resp.Content != nil {
+			for mt := resp.Content.First(); mt != nil; mt = mt.Next() {
+				d.mediaTypes = append(d.mediaTypes, strings.ToLower(mt.Key()))
+				if isJSONMediaType(mt.Key()) && mt.Value() != nil && mt.Value().Schema != nil && d.jsonSchema == nil {
+					c, err := schema_validation.CompileSchemaForValidation(mt.Value().Schema.Schema(),
+						schema_validation.SchemaValidationPurposeResponseBody, opts, version)
+					if err != nil {
+						return fmt.Errorf("response %s schema: %v", code, err)
+					}
+					d.jsonSchema = c.CompiledSchema
+				}
+			}
+		}
+		out[strings.ToUpper(code)] = d
+		return nil
+	}
+	if responses.Codes != nil {
+		for pair := responses.Codes.First(); pair != nil; pair = pair.Next() {
+			if err := add(pair.Key(), pair.Value()); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if responses.Default != nil {
+		if err := add("default", responses.Default); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// isJSONMediaType: application/json or application/*+json.
+func isJSONMediaType(mt string) bool {
+	mt = strings.ToLower(strings.TrimSpace(strings.SplitN(mt, ";", 2)[0]))
+	return mt == "application/json" || strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")
 }
 
 // trivialParams says whether every declared parameter accepts any value:

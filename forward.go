@@ -55,15 +55,15 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt route, body
 		ContentLength: int64(rc.buf.Len()),
 		Request:       r,
 	}
-	ok, errs := h.contract.validator.ValidateHttpResponse(contractRequest(r, rt, nil), resp)
-	if ok {
+	errs := h.contract.checkResponse(r, rt, resp, rc.buf.Bytes())
+	if len(errs) == 0 {
 		metrics.responses.WithLabelValues("valid").Inc()
 		return rc.release()
 	}
 	metrics.responses.WithLabelValues("violation").Inc()
 	// Locations only: a reason can quote a value of the body.
 	locations := make([]fieldError, 0, len(errs))
-	for _, fe := range fieldErrors(errs) {
+	for _, fe := range errs {
 		locations = append(locations, fieldError{Location: fe.Location, Message: "does not match the contract"})
 	}
 	h.logger.Warn("upstream answer breaks the contract",

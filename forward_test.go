@@ -348,23 +348,23 @@ func TestResponseCheckWriter(t *testing.T) {
 }
 
 // BenchmarkValidateResponse: checking one backend answer to GET
-// /accounts/sessions/{id}, valid and invalid.
+// /accounts/sessions/{id}, valid and invalid, as forward mode does.
 func BenchmarkValidateResponse(b *testing.B) {
 	c, _ := loadContract("")
-	req := httptest.NewRequest("GET", "/accounts/sessions/abc", nil)
+	req := httptest.NewRequest("GET", "/app/accounts/sessions/abc", nil)
+	rt, _ := c.route(req.URL.Path)
 	for name, body := range map[string]string{
 		"valid":   validSession,
 		"invalid": `{"id":"abc","created":12,"timeout":"x","payload":"x"}`,
 	} {
 		b.Run(name, func(b *testing.B) {
 			data := []byte(body)
-			header := http.Header{"Content-Type": []string{"application/json"}}
+			resp := &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": []string{"application/json"}}}
 			b.ReportAllocs()
 			for b.Loop() {
-				resp := &http.Response{StatusCode: 200, Header: header, Body: io.NopCloser(bytes.NewReader(data)), ContentLength: int64(len(data))}
-				ok, _ := c.validator.ValidateHttpResponse(req, resp)
-				if ok != (name == "valid") {
-					b.Fatalf("%s answer judged valid=%v", name, ok)
+				errs := c.checkResponse(req, rt, resp, data)
+				if (len(errs) == 0) != (name == "valid") {
+					b.Fatalf("%s answer: %v", name, errs)
 				}
 			}
 		})

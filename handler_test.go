@@ -180,6 +180,39 @@ func BenchmarkServeHTTPPut(b *testing.B) {
 	}
 }
 
+// BenchmarkServeHTTPInvalidPut: the same PUT with a body that breaks the
+// contract (payload an array), rejected with 400: attackers choose this path.
+func BenchmarkServeHTTPInvalidPut(b *testing.B) {
+	h := newTestHandler(b)
+	tok := sign(b, "HS256", claimsFor("bench"))
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, newRequest("POST", "/bench/accounts/sessions", tok, `{"payload":{}}`), nextMustNotRun)
+	var s sessionJSON
+	json.Unmarshal(w.Body.Bytes(), &s)
+	for name, body := range map[string]string{
+		"schema":    `{"payload":["preferences",{"theme":"dark","resolution":"wide"}]}`,
+		"malformed": `{"payload":{"preferences":{"theme":"dark","resolution":"wide"}}`,
+	} {
+		b.Run(name, func(b *testing.B) {
+			raw := []byte(body)
+			r := newRequest("PUT", "/bench/accounts/sessions/"+s.ID, tok, "")
+			r.Header.Set("Content-Type", "application/json")
+			rw := &discardWriter{h: http.Header{}}
+			b.ReportAllocs()
+			for b.Loop() {
+				r.Body = io.NopCloser(bytes.NewReader(raw))
+				r.ContentLength = int64(len(raw))
+				clear(rw.h)
+				rw.code = 0
+				h.ServeHTTP(rw, r, nextMustNotRun)
+				if rw.code != 400 {
+					b.Fatalf("status %d", rw.code)
+				}
+			}
+		})
+	}
+}
+
 // discardWriter is a ResponseWriter that keeps only the status, so the
 // benchmark measures the handler rather than a recorder's buffers.
 type discardWriter struct {

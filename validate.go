@@ -2,11 +2,13 @@ package ownidsessions
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"mime"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/pb33f/jsonschema/v6"
@@ -21,21 +23,31 @@ import (
 // operation declares for its body (a declared application/json accepts any
 // application/*+json too). It also says whether the body is JSON.
 func checkMediaType(r *http.Request, declared []string) (isJSON bool, p *problem) {
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err == nil {
-		isJSON = mt == "application/json" || strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")
-		for _, d := range declared {
-			if dt, _, err := mime.ParseMediaType(d); err == nil {
-				d = dt
-			}
-			if d == mt || d == "*/*" ||
-				strings.HasSuffix(d, "/*") && strings.HasPrefix(mt, d[:len(d)-1]) ||
-				d == "application/json" && isJSON {
-				return isJSON, nil
-			}
-		}
+	if mt, ok := declaredMediaType(r.Header.Get("Content-Type"), declared); ok {
+		return isJSONMediaType(mt), nil
 	}
 	return false, newProblem(kindUnsupportedMediaType, "send the body as "+strings.Join(declared, " or "))
+}
+
+// declaredMediaType matches a Content-Type header against declared media
+// types (exact, type/*, */*; a declared application/json accepts any
+// application/*+json too), and returns the header's media type.
+func declaredMediaType(contentType string, declared []string) (string, bool) {
+	mt, _, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return "", false
+	}
+	for _, d := range declared {
+		if dt, _, err := mime.ParseMediaType(d); err == nil {
+			d = dt
+		}
+		if d == mt || d == "*/*" ||
+			strings.HasSuffix(d, "/*") && strings.HasPrefix(mt, d[:len(d)-1]) ||
+			d == "application/json" && isJSONMediaType(mt) {
+			return mt, true
+		}
+	}
+	return mt, false
 }
 
 // validateRequest checks the request against the contract: parameters and
@@ -113,6 +125,47 @@ func validateValue(schema *jsonschema.Schema, v any) []fieldError {
 		fields = append(fields, fieldError{Location: "", Message: ve.Error()})
 	}
 	return fields
+}
+
+// checkResponse checks the next handler's answer against the operation's
+// declared responses: the status must be declared (exactly, by range such as
+// 2XX, or by default), the media type must be one declared for it, and a
+// JSON body must match the schema compiled for it. Other media types go to
+// the library's response body validator.
+func (c *contract) checkResponse(r *http.Request, rt route, resp *http.Response, body []byte) []fieldError {
+	info := c.paths[rt.template]
+	code := strconv.Itoa(resp.StatusCode)
+	responses := info.ops[r.Method].responses
+	d, ok := responses[code]
+	if !ok {
+		d, ok = responses[code[:1]+"XX"]
+	}
+	if !ok {
+		d, ok = responses["default"]
+	}
+	if !ok {
+		return []fieldError{{Location: "status", Message: "status " + code + " is not declared"}}
+	}
+	if len(d.mediaTypes) == 0 {
+		return nil // nothing declared about the body
+	}
+	mt, ok := declaredMediaType(resp.Header.Get("Content-Type"), d.mediaTypes)
+	if !ok {
+		return []fieldError{{Location: "Content-Type", Message: "not a media type declared for status " + code}}
+	}
+	if !isJSONMediaType(mt) || d.jsonSchema == nil {
+		if ok, errs := c.validator.GetResponseBodyValidator().ValidateResponseBodyWithPathItem(contractRequest(r, rt, nil), resp, info.item, rt.template); !ok {
+			return fieldErrors(errs)
+		}
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil || dec.More() {
+		return []fieldError{{Location: "", Message: "the body is not well-formed JSON"}}
+	}
+	return validateValue(d.jsonSchema, v)
 }
 
 // contractRequest is the request as the document sees it: its path below the
