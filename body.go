@@ -52,21 +52,26 @@ func readBody(r *http.Request, limit int64) ([]byte, *problem) {
 	if r.ContentLength > limit {
 		return nil, tooLarge
 	}
-	var buf bytes.Buffer
+	var body []byte
+	var err error
 	if r.ContentLength > 0 {
-		buf.Grow(int(r.ContentLength))
+		// The length is known: one allocation of exactly that size.
+		body = make([]byte, r.ContentLength)
+		_, err = io.ReadFull(r.Body, body)
+	} else {
+		body, err = io.ReadAll(io.LimitReader(r.Body, limit+1))
 	}
-	if _, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1)); err != nil {
+	if err != nil {
 		var netErr net.Error
 		if errors.As(err, &netErr) && netErr.Timeout() {
 			return nil, newProblem(kindBodyTimeout, "the body did not arrive within the server's read timeout")
 		}
 		return nil, newProblem(kindInvalidRequest, "the body could not be read in full")
 	}
-	if int64(buf.Len()) > limit {
+	if int64(len(body)) > limit {
 		return nil, tooLarge
 	}
-	return buf.Bytes(), nil
+	return body, nil
 }
 
 // parseJSON parses a body with encoding/json's tokenizer, in one pass. It
