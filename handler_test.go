@@ -14,6 +14,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // sessionJSON is a Session as the contract shows it, for reading answers.
@@ -97,6 +99,9 @@ func newTestHandler(t testing.TB) *Handler {
 	if err := h.Validate(); err != nil {
 		t.Fatal(err)
 	}
+	// Caddy logs at INFO unless told otherwise: rejections (DEBUG) cost a
+	// level check, as in production, not a write to the test's stderr.
+	h.logger = zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), zap.InfoLevel))
 	return h
 }
 
