@@ -16,7 +16,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-const base = "http://localhost:9080"
+var base = "http://localhost:9080"
 
 // e2eConfig is the serve-mode site of the end-to-end tests, with a fallback
 // respond in the same block: the module's own order must put it first.

@@ -1,6 +1,7 @@
 package ownidsessions
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -82,6 +83,13 @@ func (s *Session) expired(now time.Time) bool {
 // never reused, so a tag names exactly one state of one session.
 func (s *Session) ETag() string {
 	return `"` + strconv.FormatUint(s.Revision, 10) + `"`
+}
+
+// sortSessions puts sessions in list order: oldest first, then by id.
+func sortSessions(sessions []Session) {
+	slices.SortFunc(sessions, func(a, b Session) int {
+		return cmp.Or(a.Created.Compare(b.Created), cmp.Compare(a.ID, b.ID))
+	})
 }
 
 // newSessionID returns 128 bits from crypto/rand, URL-safe: 22 characters.

@@ -1,13 +1,11 @@
 package ownidsessions
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/maphash"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -259,9 +257,7 @@ func (t *sessionTable) list(owner Owner, now time.Time) []Session {
 		}
 	}
 	sh.mu.RUnlock()
-	slices.SortFunc(out, func(a, b Session) int {
-		return cmp.Or(a.Created.Compare(b.Created), cmp.Compare(a.ID, b.ID))
-	})
+	sortSessions(out)
 	return out
 }
 

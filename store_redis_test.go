@@ -1,0 +1,380 @@
+package ownidsessions
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
+	"github.com/redis/go-redis/v9"
+)
+
+// redisServer is a throwaway redis-server on a free loopback port, run from
+// Debian's redis-server package; .ci/run installs it. Without the binary
+// the Redis tests fail under CI and skip elsewhere, saying so.
+type redisServer struct {
+	t    *testing.T
+	port int
+	dir  string
+	cmd  *exec.Cmd
+	args []string
+}
+
+func (r *redisServer) url() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", r.port) }
+
+func startRedis(t *testing.T, persistent bool) *redisServer {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("redis-server is not installed; .ci/run installs Debian's redis-server package")
+		}
+		t.Skip("redis-server is not installed (apt-get install redis-server); the Redis store is untested here")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	r := &redisServer{t: t, port: port, dir: t.TempDir()}
+	r.args = []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", r.dir,
+		"--save", "", "--protected-mode", "no", "--daemonize", "no", "--loglevel", "warning"}
+	if persistent {
+		r.args = append(r.args, "--appendonly", "yes", "--appendfsync", "always")
+	} else {
+		r.args = append(r.args, "--appendonly", "no")
+	}
+	r.args = append([]string{bin}, r.args...)
+	r.start()
+	t.Cleanup(r.stop)
+	return r
+}
+
+func (r *redisServer) start() {
+	r.t.Helper()
+	r.cmd = exec.Command(r.args[0], r.args[1:]...)
+	r.cmd.Dir = r.dir
+	var out bytes.Buffer
+	r.cmd.Stdout, r.cmd.Stderr = &out, &out
+	if err := r.cmd.Start(); err != nil {
+		r.t.Fatal(err)
+	}
+	c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", r.port)})
+	defer c.Close()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if c.Ping(context.Background()).Err() == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("redis-server did not start: %s", out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// kill stops the server at once (SIGKILL): only what it had written to its
+// append-only file survives.
+func (r *redisServer) kill() {
+	if r.cmd != nil && r.cmd.Process != nil {
+		r.cmd.Process.Kill()
+		r.cmd.Wait()
+		r.cmd = nil
+	}
+}
+
+func (r *redisServer) stop() { r.kill() }
+
+// sharedRedisURL is REDIS_URL if set, or a throwaway server of this test.
+func sharedRedisURL(t *testing.T) string {
+	if u := os.Getenv("REDIS_URL"); u != "" {
+		return u
+	}
+	return startRedis(t, false).url()
+}
+
+func newTestRedisStore(t *testing.T, url string, prefix string) *RedisStore {
+	t.Helper()
+	ctx, _ := newTestContext(t)
+	s := &RedisStore{URL: url, KeyPrefix: prefix, Timeout: 0}
+	if err := s.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Cleanup() })
+	return s
+}
+
+func TestRedisStoreContract(t *testing.T) {
+	url := sharedRedisURL(t)
+	n := 0
+	testStoreContract(t, func(t *testing.T) Store {
+		n++
+		return newTestRedisStore(t, url, fmt.Sprintf("ownid_test:%d:%d:", time.Now().UnixNano(), n))
+	})
+}
+
+func TestRedisStoreIndexStaysBounded(t *testing.T) {
+	url := sharedRedisURL(t)
+	st := newTestRedisStore(t, url, fmt.Sprintf("ownid_bounded:%d:", time.Now().UnixNano()))
+	ctx := context.Background()
+	o := Owner{Account: "churn"}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	// 200 short sessions over time: expired and deleted ids leave the index.
+	for i := 0; i < 200; i++ {
+		at := now.Add(time.Duration(i) * time.Minute)
+		s, err := st.Create(ctx, o, Session{ID: newSessionID(), Created: at, LastActive: at, Timeout: 30 * time.Second}, 5, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 0 {
+			st.Delete(ctx, o, s.ID, nil, at)
+		}
+	}
+	_, index := st.ownerKeys(o)
+	if n := st.client.ZCard(ctx, index).Val(); n > 5 {
+		t.Fatalf("the index holds %d ids after churn; it must not grow", n)
+	}
+}
+
+func TestRedisStoreGlobalCap(t *testing.T) {
+	url := sharedRedisURL(t)
+	st := newTestRedisStore(t, url, fmt.Sprintf("ownid_cap:%d:", time.Now().UnixNano()))
+	st.MaxLiveSessions = 2
+	ctx := context.Background()
+	now := time.Now()
+	for i := 0; i < 2; i++ {
+		if _, err := st.Create(ctx, Owner{Account: fmt.Sprint("cap-", i)}, Session{ID: newSessionID(), Created: now, LastActive: now, Timeout: time.Hour}, 5, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := st.Create(ctx, Owner{Account: "cap-x"}, Session{ID: newSessionID(), Created: now, LastActive: now, Timeout: time.Hour}, 5, now); err == nil || !strings.Contains(err.Error(), "maximum") {
+		t.Fatalf("create beyond the cap: %v", err)
+	}
+}
+
+func redisSites(url string) string {
+	site := func(port int) string {
+		return fmt.Sprintf(`
+http://localhost:%d {
+	ownid_sessions {
+		jwt {
+			alg HS256
+			secret {env.OWNID_TEST_SECRET}
+		}
+		store redis %s {
+			timeout 500ms
+		}
+		max_sessions 2
+	}
+}`, port, url)
+	}
+	return `
+{
+	admin localhost:2999
+	http_port 9080
+	https_port 9443
+	grace_period 1ns
+	default_bind 127.0.0.1
+	skip_install_trust
+}` + site(9080) + site(9081)
+}
+
+// at sends one request to the given port.
+func at(t *testing.T, tc *caddytest.Tester, port int, rq request) reply {
+	t.Helper()
+	rq.unchecked = true
+	old := base
+	defer func() { base = old }()
+	base = fmt.Sprintf("http://localhost:%d", port)
+	return call(t, tc, rq)
+}
+
+// TestRedisTwoInstances: two servers on separate ports, one Redis: what one
+// writes the other reads; If-Match and max_sessions hold across them.
+func TestRedisTwoInstances(t *testing.T) {
+	url := sharedRedisURL(t)
+	tc := caddytest.NewTester(t)
+	tc.InitServer(redisSites(url), "caddyfile")
+	tok := tokenFor(t, fmt.Sprint("two-", time.Now().UnixNano()))
+	r := at(t, tc, 9080, request{method: "POST", path: "/r/accounts/sessions", token: tok, body: `{"payload":{"from":"a"}}`})
+	if r.status != 201 {
+		t.Fatalf("create on A: %d %s", r.status, r.body)
+	}
+	var s sessionOut
+	r.json(t, &s)
+	etag := r.header.Get("ETag")
+	item := "/r/accounts/sessions/" + s.ID
+	if r := at(t, tc, 9081, request{method: "GET", path: item, token: tok}); r.status != 200 || !bytes.Contains(r.body, []byte(`"from":"a"`)) || r.header.Get("ETag") != etag {
+		t.Fatalf("read on B: %d %s", r.status, r.body)
+	}
+	if r := at(t, tc, 9081, request{method: "PUT", path: item, token: tok, body: `{"payload":{"from":"b"}}`, header: map[string]string{"If-Match": etag}}); r.status != 200 {
+		t.Fatalf("update on B: %d %s", r.status, r.body)
+	}
+	if r := at(t, tc, 9080, request{method: "PUT", path: item, token: tok, body: `{"payload":{"from":"a again"}}`, header: map[string]string{"If-Match": etag}}); r.status != 412 {
+		t.Fatalf("stale If-Match on A: %d %s", r.status, r.body)
+	}
+	if r := at(t, tc, 9080, request{method: "POST", path: "/r/accounts/sessions", token: tok, body: `{"payload":{}}`}); r.status != 201 {
+		t.Fatalf("second session on A: %d", r.status)
+	}
+	if r := at(t, tc, 9081, request{method: "POST", path: "/r/accounts/sessions", token: tok, body: `{"payload":{}}`}); r.status != 429 {
+		t.Fatalf("third session on B (max_sessions 2 across both): %d", r.status)
+	}
+	var list []sessionOut
+	at(t, tc, 9081, request{method: "GET", path: "/r/accounts/sessions", token: tok}).json(t, &list)
+	if len(list) != 2 || list[0].ID != s.ID {
+		t.Fatalf("list on B: %+v", list)
+	}
+	if r := at(t, tc, 9081, request{method: "DELETE", path: item, token: tok}); r.status != 204 {
+		t.Fatalf("delete on B: %d", r.status)
+	}
+	if r := at(t, tc, 9080, request{method: "GET", path: item, token: tok}); r.status != 404 {
+		t.Fatalf("read on A after delete on B: %d", r.status)
+	}
+}
+
+// TestRedisOutage: Redis killed mid-run: 503 (bounded, no hang), nothing
+// half written; restarted: correct answers again, without restarting
+// Caddy, and every acknowledged write is there.
+func TestRedisOutage(t *testing.T) {
+	srv := startRedis(t, true)
+	tc := caddytest.NewTester(t)
+	tc.InitServer(redisSites(srv.url()), "caddyfile")
+	tok := tokenFor(t, "outage")
+	r := at(t, tc, 9080, request{method: "POST", path: "/o/accounts/sessions", token: tok, body: `{"payload":{"n":1}}`})
+	if r.status != 201 {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	var s sessionOut
+	r.json(t, &s)
+	item := "/o/accounts/sessions/" + s.ID
+	if r := at(t, tc, 9080, request{method: "PUT", path: item, token: tok, body: `{"payload":{"n":2}}`}); r.status != 200 {
+		t.Fatalf("acknowledged write: %d", r.status)
+	}
+
+	srv.kill()
+	for _, rq := range []request{
+		{method: "GET", path: item, token: tok},
+		{method: "PUT", path: item, token: tok, body: `{"payload":{"n":3}}`},
+		{method: "POST", path: "/o/accounts/sessions", token: tok, body: `{"payload":{}}`},
+		{method: "GET", path: "/o/accounts/sessions", token: tok},
+	} {
+		start := time.Now()
+		r := at(t, tc, 9081, rq)
+		if r.status != 503 || r.header.Get("Retry-After") == "" {
+			t.Fatalf("%s while Redis is down: %d %s", rq.method, r.status, r.body)
+		}
+		if p := r.problem(t); p.Type != kindStoreUnavailable.typeURI() {
+			t.Errorf("type %s", p.Type)
+		}
+		t.Logf("%s answered 503 in %s while Redis was down", rq.method, time.Since(start))
+	}
+
+	srv.start()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r = at(t, tc, 9080, request{method: "GET", path: item, token: tok})
+		if r.status == 200 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if r.status != 200 || !bytes.Contains(r.body, []byte(`"n":2`)) || r.header.Get("ETag") != `"2"` {
+		t.Fatalf("after Redis came back: %d %s etag %s (want the acknowledged n=2, etag \"2\")", r.status, r.body, r.header.Get("ETag"))
+	}
+	if r := at(t, tc, 9081, request{method: "PUT", path: item, token: tok, body: `{"payload":{"n":3}}`}); r.status != 200 {
+		t.Fatalf("write after recovery: %d", r.status)
+	}
+}
+
+// BenchmarkStores: each operation on the memory store and on Redis (a
+// throwaway local server, or REDIS_URL).
+func BenchmarkStores(b *testing.B) {
+	ctx := context.Background()
+	stores := map[string]Store{}
+	cctx, cancel := newTestContext(b)
+	defer cancel()
+	mem := &MemoryStore{Name: "bench-stores"}
+	mem.Provision(cctx)
+	defer mem.Cleanup()
+	stores["memory"] = mem
+	url := os.Getenv("REDIS_URL")
+	if url == "" {
+		if bin, err := exec.LookPath("redis-server"); err == nil {
+			dir := b.TempDir()
+			l, _ := net.Listen("tcp", "127.0.0.1:0")
+			port := l.Addr().(*net.TCPAddr).Port
+			l.Close()
+			cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
+			cmd.Start()
+			defer func() { cmd.Process.Kill(); cmd.Wait() }()
+			url = fmt.Sprintf("redis://127.0.0.1:%d/0", port)
+			c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port)})
+			for i := 0; i < 100 && c.Ping(ctx).Err() != nil; i++ {
+				time.Sleep(20 * time.Millisecond)
+			}
+			c.Close()
+		}
+	}
+	if url != "" {
+		rs := &RedisStore{URL: url, KeyPrefix: fmt.Sprintf("ownid_bench:%d:", time.Now().UnixNano())}
+		if err := rs.Provision(cctx); err != nil {
+			b.Fatal(err)
+		}
+		defer rs.Cleanup()
+		stores["redis"] = rs
+	}
+	payload := []byte(`{"preferences":{"theme":"dark","resolution":"wide"}}`)
+	for _, name := range []string{"memory", "redis"} {
+		st, ok := stores[name]
+		if !ok {
+			continue
+		}
+		now := time.Now()
+		o := Owner{App: "/bench", Account: "bench-" + name}
+		s, err := st.Create(ctx, o, Session{ID: newSessionID(), Created: now, LastActive: now, Timeout: time.Hour, Payload: payload}, 1<<30, now)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(name+"/create", func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				i++
+				if _, err := st.Create(ctx, Owner{App: "/bench", Account: fmt.Sprint("c", i)}, Session{ID: newSessionID(), Created: now, LastActive: now, Timeout: time.Minute, Payload: payload}, 10, now); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(name+"/get", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := st.Get(ctx, o, s.ID, now); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(name+"/update", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := st.Update(ctx, o, s.ID, payload, nil, now); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(name+"/list", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := st.List(ctx, o, now); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
