@@ -16,17 +16,23 @@ DURATION=${DURATION:-5s}
 CONNECTIONS=${CONNECTIONS:-16}
 THREADS=${THREADS:-1}
 
-if ! command -v wrk >/dev/null; then
-	echo "installing wrk (Debian package)" >&2
-	apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq >/dev/null && apt-get install -y -qq wrk >/dev/null; }
-fi
+for tool in wrk redis-server; do
+	if ! command -v $tool >/dev/null; then
+		echo "installing $tool (Debian package)" >&2
+		apt-get install -y -qq $tool >/dev/null 2>&1 || { apt-get update -qq >/dev/null && apt-get install -y -qq $tool >/dev/null; }
+	fi
+done
 
 work=$(mktemp -d)
+redis_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null || echo 16399)
+redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" --daemonize no >"$work/redis.log" 2>&1 &
+redis_pid=$!
+export OWNID_BENCH_REDIS="redis://127.0.0.1:$redis_port/0"
 export OWNID_BENCH_SECRET=$(head -c 32 /dev/urandom | base64)
 export XDG_CONFIG_HOME=$work/config XDG_DATA_HOME=$work/data
 "$CADDY" run --config bench/Caddyfile --adapter caddyfile >"$work/caddy.log" 2>&1 &
 caddy_pid=$!
-trap 'kill $caddy_pid 2>/dev/null; wait $caddy_pid 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill $caddy_pid $redis_pid 2>/dev/null; wait $caddy_pid $redis_pid 2>/dev/null; rm -rf "$work"' EXIT
 for _ in $(seq 50); do
 	curl -sf -o /dev/null http://127.0.0.1:9101/ && break
 	sleep 0.1
@@ -38,6 +44,10 @@ sid=$(curl -sf -X POST http://127.0.0.1:9102/app/accounts/sessions \
 	-H "Authorization: Bearer $token" -H 'Content-Type: application/json' -d "$body" |
 	sed 's/.*"id":"\([^"]*\)".*/\1/')
 [ -n "$sid" ] || { echo "could not create the benchmark session" >&2; cat "$work/caddy.log" >&2; exit 1; }
+rsid=$(curl -sf -X POST http://127.0.0.1:9105/app/accounts/sessions \
+	-H "Authorization: Bearer $token" -H 'Content-Type: application/json' -d "$body" |
+	sed 's/.*"id":"\([^"]*\)".*/\1/')
+[ -n "$rsid" ] || { echo "could not create the Redis benchmark session" >&2; cat "$work/caddy.log" "$work/redis.log" >&2; exit 1; }
 
 cat >"$work/put.lua" <<LUA
 wrk.method = "PUT"
@@ -73,19 +83,20 @@ for round in $(seq "$ROUNDS"); do
 	run serve-put "http://127.0.0.1:9102/app/accounts/sessions/$sid"
 	run reverse_proxy http://127.0.0.1:9103/app/accounts/sessions/"$sid"
 	run forward-put "http://127.0.0.1:9104/app/accounts/sessions/$sid"
+	run serve-put-redis "http://127.0.0.1:9105/app/accounts/sessions/$rsid"
 done
 
 # The ratio of each round's pair (run back to back) is steadier than the
 # ratio of medians when the machine's speed drifts; both are printed.
 echo
 echo "medians (req/s) and ratios (module / baseline)"
-for pair in "serve-put respond 0.80" "forward-put reverse_proxy 0.90"; do
+for pair in "serve-put respond 0.80" "forward-put reverse_proxy 0.90" "serve-put-redis respond -"; do
 	read -r mod base goal <<<"$pair"
 	m=$(median "$mod")
 	b=$(median "$base")
 	paired=$(paste "$work/$mod" "$work/$base" | awk '{print $1 / $2}' | sort -n |
 		awk '{a[NR]=$1} END {printf "%.2f", a[int((NR+1)/2)]}')
 	awk -v m="$m" -v b="$b" -v mod="$mod" -v base="$base" -v goal="$goal" -v paired="$paired" 'BEGIN {
-		printf "  %-12s %10.0f  vs %-14s %10.0f  ratio of medians %.2f, median of round ratios %s (goal %.2f)\n", mod, m, base, b, m / b, paired, goal
+		printf "  %-15s %10.0f  vs %-14s %10.0f  ratio of medians %.2f, median of round ratios %s (goal %s)\n", mod, m, base, b, m / b, paired, goal
 	}'
 done
