@@ -21,7 +21,7 @@ GO_SOURCES := $(wildcard *.go) go.mod go.sum $(wildcard openapi/*)
 
 .PHONY: run build test bench fuzz
 
-FUZZ_TARGETS := FuzzServeHTTP FuzzBearerToken FuzzCaddyfile
+FUZZ_TARGETS := FuzzServeHTTP FuzzBearerToken FuzzCaddyfile FuzzParseJSON
 # How long make test fuzzes each target; make fuzz uses LONG_FUZZTIME.
 FUZZTIME      ?= 5s
 LONG_FUZZTIME ?= 5m
