@@ -378,30 +378,36 @@ var (
 func bearerToken(r *http.Request) (string, *problem) {
 	values := r.Header.Values("Authorization")
 	if len(values) == 0 {
-		return "", newProblem(kindMissingToken, "send the token as Authorization: Bearer <token>").
+		p := newProblem(kindMissingToken, "send the token as Authorization: Bearer <token>").
 			withHeader("WWW-Authenticate", `Bearer realm="ownid_sessions"`)
+		p.reason = "missing"
+		return "", p
 	}
 	if len(values) > 1 {
-		return "", invalidToken("more than one Authorization header")
+		return "", invalidToken("malformed", "more than one Authorization header")
 	}
 	h := values[0]
 	if len(h) > maxAuthorizationHeader {
-		return "", invalidToken("the Authorization header is too large")
+		return "", invalidToken("malformed", "the Authorization header is too large")
 	}
 	scheme, token, ok := strings.Cut(strings.TrimSpace(h), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return "", invalidToken("the Authorization scheme must be Bearer")
+		return "", invalidToken("malformed", "the Authorization scheme must be Bearer")
 	}
 	token = strings.TrimSpace(token)
 	if strings.Count(token, ".") != 2 {
-		return "", invalidToken("the token is not a JWS compact serialization")
+		return "", invalidToken("malformed", "the token is not a JWS compact serialization")
 	}
 	return token, nil
 }
 
-func invalidToken(detail string) *problem {
-	return newProblem(kindInvalidToken, detail).
+// invalidToken is a 401 for a token that was sent; reason is the bounded
+// label the failure is counted under.
+func invalidToken(reason, detail string) *problem {
+	p := newProblem(kindInvalidToken, detail).
 		withHeader("WWW-Authenticate", `Bearer realm="ownid_sessions", error="invalid_token"`)
+	p.reason = reason
+	return p
 }
 
 // verify checks the request's bearer token, then the claim requirements, and
@@ -429,12 +435,18 @@ func (v *verifier) identify(ctx context.Context, raw string) (*identity, *proble
 	if v.cache != nil {
 		now := v.now()
 		key = sha256.Sum256([]byte(raw))
-		if id, ok := v.cache.get(&key, now); ok {
+		id, ok := v.cache.get(&key, now)
+		if ok {
+			metrics.tokenCache.WithLabelValues("hit").Inc()
+		} else {
+			metrics.tokenCache.WithLabelValues("miss").Inc()
+		}
+		if ok {
 			if !now.Before(id.expires.Add(v.leeway)) {
-				return nil, invalidToken("the token has expired")
+				return nil, invalidToken("expired", "the token has expired")
 			}
 			if !id.notBefore.IsZero() && now.Before(id.notBefore.Add(-v.leeway)) {
-				return nil, invalidToken("the token is not valid yet")
+				return nil, invalidToken("not_yet_valid", "the token is not valid yet")
 			}
 			return id, nil
 		}
@@ -447,7 +459,7 @@ func (v *verifier) identify(ctx context.Context, raw string) (*identity, *proble
 	if len(v.issuers) > 0 {
 		iss, _ := claims.GetIssuer()
 		if !slices.Contains(v.issuers, iss) {
-			return nil, invalidToken("the token's issuer is not accepted")
+			return nil, invalidToken("issuer", "the token's issuer is not accepted")
 		}
 	}
 	id := newIdentity(claims)
@@ -458,39 +470,40 @@ func (v *verifier) identify(ctx context.Context, raw string) (*identity, *proble
 	return id, nil
 }
 
-// tokenFailure names why golang-jwt refused a token, in words safe to send.
-func tokenFailure(err error) string {
+// tokenFailure names why golang-jwt refused a token: a bounded reason for
+// the metrics, and words safe to send.
+func tokenFailure(err error) (reason, detail string) {
 	switch {
 	case errors.Is(err, jwt.ErrTokenMalformed):
-		return "the token is malformed"
+		return "malformed", "the token is malformed"
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
-		return "the token's signature does not verify"
+		return "signature", "the token's signature does not verify"
 	case errors.Is(err, errNoKey):
-		return "no configured key verifies this token (unknown kid, or no key for its algorithm)"
+		return "unknown_key", "no configured key verifies this token (unknown kid, or no key for its algorithm)"
 	case errors.Is(err, errKeyTypeMismatch):
-		return "the key of the token's kid does not fit the token's algorithm"
+		return "key_type", "the key of the token's kid does not fit the token's algorithm"
 	case errors.Is(err, jwt.ErrTokenUnverifiable):
-		return "the token cannot be verified with the configured keys"
+		return "unverifiable", "the token cannot be verified with the configured keys"
 	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
-		return "the token lacks a required claim (exp, or aud when an audience is configured)"
+		return "missing_claim", "the token lacks a required claim (exp, or aud when an audience is configured)"
 	case errors.Is(err, jwt.ErrTokenExpired):
-		return "the token has expired"
+		return "expired", "the token has expired"
 	case errors.Is(err, jwt.ErrTokenNotValidYet):
-		return "the token is not valid yet"
+		return "not_yet_valid", "the token is not valid yet"
 	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
-		return "the token was issued in the future"
+		return "issued_in_future", "the token was issued in the future"
 	case errors.Is(err, jwt.ErrTokenInvalidAudience):
-		return "the token's audience is not accepted"
+		return "audience", "the token's audience is not accepted"
 	case errors.Is(err, jwt.ErrTokenInvalidClaims):
-		return "the token's claims are not valid"
+		return "claims", "the token's claims are not valid"
 	}
-	return "the token cannot be verified"
+	return "unverifiable", "the token cannot be verified"
 }
 
 // account returns the account a token speaks for: its sub claim.
 func (id *identity) account() (string, *problem) {
 	if id.subject == "" {
-		return "", invalidToken("the token has no sub claim")
+		return "", invalidToken("no_sub", "the token has no sub claim")
 	}
 	return id.subject, nil
 }

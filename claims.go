@@ -118,7 +118,9 @@ func scalarEquals(v any, want string) bool {
 func checkRules(rules []claimRule, id *identity) *problem {
 	for _, r := range rules {
 		if !r.satisfiedBy(id.claims) {
-			return newProblem(kindForbidden, "the token does not meet the requirement on claim "+strconv.Quote(r.claim))
+			p := newProblem(kindForbidden, "the token does not meet the requirement on claim "+strconv.Quote(r.claim))
+			p.reason = "requirement"
+			return p
 		}
 	}
 	return nil

@@ -64,6 +64,9 @@ type pathInfo struct {
 // operation is what the request check needs of one operation, worked out
 // once when the document loads.
 type operation struct {
+	// name labels the operation in metrics and logs: its operationId, or
+	// "METHOD template".
+	name string
 	// checkParams is false when no declared parameter can fail: each is an
 	// optional (or path) parameter whose schema is a bare string, which
 	// every value satisfies. The library's parameter validators run
@@ -170,6 +173,10 @@ func newPathInfo(template string, item *v3.PathItem, opts *config.ValidationOpti
 		method := strings.ToUpper(op.Key())
 		info.methods = append(info.methods, method)
 		compiled := &operation{checkParams: !trivialParams(item.Parameters, op.Value().Parameters)}
+		compiled.name = op.Value().OperationId
+		if compiled.name == "" {
+			compiled.name = method + " " + template
+		}
 		if rb := op.Value().RequestBody; rb != nil && rb.Content != nil {
 			compiled.bodyRequired = rb.Required != nil && *rb.Required
 			for mt := rb.Content.First(); mt != nil; mt = mt.Next() {
@@ -361,6 +368,15 @@ func (c *contract) route(path string) (route, bool) {
 		}
 	}
 	return route{}, false
+}
+
+// operationName labels the operation a request lands on; "undeclared" for
+// a method the document does not declare on the path.
+func (c *contract) operationName(template, method string) string {
+	if op, ok := c.paths[template].ops[method]; ok {
+		return op.name
+	}
+	return "undeclared"
 }
 
 // checkMethod answers 405 for a method the document does not declare on the

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
@@ -22,7 +23,14 @@ const defaultResponseBuffer = 1 << 20
 // forward hands a request that passed the checks to the next handler, with
 // the body it read put back byte for byte, and checks the answer against the
 // contract unless validate_responses is off.
-func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt route, body *requestBody, next caddyhttp.Handler) error {
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt route, operation string, start time.Time, body *requestBody, next caddyhttp.Handler) error {
+	// The module's own time: before the next handler, and the check after.
+	own := time.Since(start)
+	status := "forwarded"
+	defer func() {
+		metrics.requests.WithLabelValues(operation, status, "").Inc()
+		metrics.duration.WithLabelValues(operation).Observe(own.Seconds())
+	}()
 	if body != nil {
 		r.Body = io.NopCloser(bytes.NewReader(body.raw))
 		r.ContentLength = int64(len(body.raw))
@@ -36,6 +44,8 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt route, body
 	if err := next.ServeHTTP(rc, r); err != nil {
 		return err
 	}
+	checked := time.Now()
+	defer func() { own += time.Since(checked) }()
 	if rc.streaming {
 		metrics.responses.WithLabelValues("unchecked_too_large").Inc()
 		return nil
@@ -56,6 +66,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt route, body
 		Request:       r,
 	}
 	errs := h.contract.checkResponse(r, rt, resp, rc.buf.Bytes())
+	status = statusClass(rc.status)
 	if len(errs) == 0 {
 		metrics.responses.WithLabelValues("valid").Inc()
 		return rc.release()
@@ -83,6 +94,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt route, body
 	p := newProblem(kindBadUpstreamResponse, "the upstream answer does not match the contract")
 	p.errors = locations
 	p.write(w)
+	status = statusClass(p.kind.status())
 	return nil
 }
 

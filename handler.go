@@ -65,22 +65,32 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if !ok {
 		return next.ServeHTTP(w, r)
 	}
+	start := time.Now()
+	operation := h.contract.operationName(rt.template, r.Method)
 	id, body, p := h.check(r, rt)
-	if p == nil {
-		if h.Mode == ModeForward {
-			return h.forward(w, r, rt, body, next)
-		}
-		p = h.serve(w, r, rt, id, body)
+	if p == nil && h.Mode == ModeForward {
+		return h.forward(w, r, rt, operation, start, body, next)
 	}
+	status := 0
+	if p == nil {
+		status, p = h.serve(w, r, rt, id, body)
+	}
+	problemSlug := ""
 	if p != nil {
+		status, problemSlug = p.kind.status(), problemKinds[p.kind].slug
+		if p.reason != "" {
+			metrics.tokenFailures.WithLabelValues(p.reason).Inc()
+		}
 		h.logger.Debug("request rejected",
-			zap.String("problem", problemKinds[p.kind].slug),
-			zap.Int("status", p.kind.status()),
+			zap.String("problem", problemSlug),
+			zap.Int("status", status),
 			zap.String("detail", p.detail),
-			zap.String("method", r.Method),
+			zap.String("operation", operation),
 			zap.String("app", rt.app))
 		p.write(w)
 	}
+	metrics.requests.WithLabelValues(operation, statusClass(status), problemSlug).Inc()
+	metrics.duration.WithLabelValues(operation).Observe(time.Since(start).Seconds())
 	return nil
 }
 
@@ -134,7 +144,7 @@ func (h *Handler) check(r *http.Request, rt route) (*identity, *requestBody, *pr
 
 // serve answers the operation from the store. It writes the success
 // response itself and returns any rejection for ServeHTTP to write.
-func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rt route, id *identity, body *requestBody) *problem {
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rt route, id *identity, body *requestBody) (int, *problem) {
 	account := id.subject
 	owner := Owner{App: rt.app, Account: account}
 	now := h.now().UTC().Truncate(time.Millisecond)
@@ -147,7 +157,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rt route, id *id
 		if raw := body.doc.member("timeout"); raw != nil {
 			seconds, err := strconv.ParseFloat(string(raw), 64)
 			if err != nil || seconds < 1 || seconds > maxSessionTimeout.Seconds() {
-				return newProblem(kindInvalidRequest, "timeout must be a whole number of seconds from 1 to 31536000")
+				return 0, newProblem(kindInvalidRequest, "timeout must be a whole number of seconds from 1 to 31536000")
 			}
 			timeout = time.Duration(seconds) * time.Second
 		}
@@ -159,7 +169,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rt route, id *id
 			Payload:    compact(body.doc.member("payload")),
 		}, h.MaxSessions, now)
 		if err != nil {
-			return h.storeProblem(err)
+			return 0, h.storeProblem(err)
 		}
 		w.Header().Set("Location", r.URL.Path+"/"+s.ID)
 		return writeJSON(w, http.StatusCreated, s.ETag(), appendSession(nil, &s))
@@ -167,7 +177,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rt route, id *id
 	case rt.template == collectionPath: // GET
 		sessions, err := h.store.List(ctx, owner, now)
 		if err != nil {
-			return h.storeProblem(err)
+			return 0, h.storeProblem(err)
 		}
 		body := append(make([]byte, 0, 256*len(sessions)+2), '[')
 		for i := range sessions {
@@ -181,7 +191,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rt route, id *id
 	case r.Method == http.MethodGet:
 		s, err := h.store.Get(ctx, owner, rt.sessionID, now)
 		if err != nil {
-			return h.storeProblem(err)
+			return 0, h.storeProblem(err)
 		}
 		return writeJSON(w, http.StatusOK, s.ETag(), appendSession(nil, &s))
 
@@ -189,21 +199,21 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rt route, id *id
 		s, err := h.store.Update(ctx, owner, rt.sessionID, compact(body.doc.member("payload")),
 			parseIfMatch(r.Header.Values("If-Match")), now)
 		if err != nil {
-			return h.storeProblem(err)
+			return 0, h.storeProblem(err)
 		}
 		return writeJSON(w, http.StatusOK, s.ETag(), appendSession(nil, &s))
 
 	case r.Method == http.MethodDelete:
 		err := h.store.Delete(ctx, owner, rt.sessionID, parseIfMatch(r.Header.Values("If-Match")), now)
 		if err != nil {
-			return h.storeProblem(err)
+			return 0, h.storeProblem(err)
 		}
 		w.WriteHeader(http.StatusNoContent)
-		return nil
+		return http.StatusNoContent, nil
 	}
 	// checkMethod let through a method the contract declares but this
 	// module does not implement: only possible with an edited contract.
-	return newProblem(kindMethodNotAllowed, r.Method+" is not served on this path").
+	return 0, newProblem(kindMethodNotAllowed, r.Method+" is not served on this path").
 		withHeader("Allow", h.contract.paths[rt.template].allow)
 }
 
@@ -256,8 +266,8 @@ func appendSession(b []byte, s *Session) []byte {
 }
 
 // writeJSON sends a JSON body, encoded in full beforehand, with its status
-// (and ETag).
-func writeJSON(w http.ResponseWriter, status int, etag string, body []byte) *problem {
+// (and ETag), and returns the status.
+func writeJSON(w http.ResponseWriter, status int, etag string, body []byte) (int, *problem) {
 	hdr := w.Header()
 	hdr.Set("Content-Type", "application/json")
 	hdr.Set("Content-Length", strconv.Itoa(len(body)))
@@ -267,5 +277,5 @@ func writeJSON(w http.ResponseWriter, status int, etag string, body []byte) *pro
 	}
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
-	return nil
+	return status, nil
 }

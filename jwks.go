@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,8 +51,10 @@ type jwksSource struct {
 	logger    *zap.Logger
 	onChange  func()
 	keys      atomic.Pointer[keyfunc.Keyfunc]
-	fetches   atomic.Int64 // successful and failed fetches, for tests and metrics
+	fetches   atomic.Int64 // successful and failed fetches
 	lastError atomic.Pointer[string]
+	lastFetch atomic.Int64 // unix ms of the last successful fetch
+	keyCount  atomic.Int64 // keys in the last set fetched
 }
 
 type jwksSettings struct {
@@ -94,7 +97,7 @@ func newJWKSSource(ctx context.Context, rawURL string, cfg jwksSettings, logger 
 	s := &jwksSource{url: rawURL, redacted: redactURL(u), cfg: cfg, logger: logger, onChange: onChange}
 	if err := s.start(ctx, cfg.wait); err != nil {
 		s.logger.Error("JWKS could not be fetched; tokens signed with its keys are refused until it can be, retrying in the background",
-			zap.String("jwks", s.redacted), zap.Error(err))
+			zap.String("jwks", s.redacted), zap.String("error", s.redact(err)))
 		go s.retry(ctx)
 	}
 	return s
@@ -111,7 +114,7 @@ func (s *jwksSource) start(ctx context.Context, firstFetch time.Duration) error 
 		HTTPTimeout: firstFetch,
 		RefreshErrorHandler: func(_ context.Context, err error) {
 			s.recordError(err)
-			s.logger.Warn("JWKS refresh failed; keeping the keys fetched before", zap.String("jwks", s.redacted), zap.Error(err))
+			s.logger.Warn("JWKS refresh failed; keeping the keys fetched before", zap.String("jwks", s.redacted), zap.String("error", s.redact(err)))
 		},
 		RefreshInterval: s.cfg.refresh,
 		Storage:         watched,
@@ -166,9 +169,15 @@ func (s *jwksSource) retry(ctx context.Context) {
 }
 
 func (s *jwksSource) recordError(err error) {
+	metrics.jwksFetches.WithLabelValues("error").Inc()
 	s.fetches.Add(1)
-	msg := err.Error()
+	msg := s.redact(err)
 	s.lastError.Store(&msg)
+}
+
+// redact gives an error's text without the URL's credentials or query.
+func (s *jwksSource) redact(err error) string {
+	return strings.ReplaceAll(err.Error(), s.url, s.redacted)
 }
 
 // key returns the set's key for the token's kid, refetching the set (rate
@@ -193,7 +202,10 @@ type watchedStorage struct {
 }
 
 func (w *watchedStorage) KeyReplaceAll(ctx context.Context, given []jwkset.JWK) error {
+	metrics.jwksFetches.WithLabelValues("ok").Inc()
 	w.source.fetches.Add(1)
+	w.source.lastFetch.Store(time.Now().UnixMilli())
+	w.source.keyCount.Store(int64(len(given)))
 	if err := w.Storage.KeyReplaceAll(ctx, given); err != nil {
 		return err
 	}

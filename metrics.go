@@ -2,22 +2,75 @@ package ownidsessions
 
 import (
 	"errors"
+	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
 
+const metricsNamespace, metricsSubsystem = "caddy", "ownid_sessions"
+
 // metrics are the module's collectors. They are made once per process and
 // registered on each config's registry (Caddy's own pattern), so counts
-// survive reloads.
+// survive reloads. Every label takes a bounded set of values: operations of
+// the document, status classes, problem types, failure reasons.
 var metrics = struct {
-	responses *prometheus.CounterVec
+	requests      *prometheus.CounterVec
+	duration      *prometheus.HistogramVec
+	tokenFailures *prometheus.CounterVec
+	tokenCache    *prometheus.CounterVec
+	jwksFetches   *prometheus.CounterVec
+	responses     *prometheus.CounterVec
+	liveSessions  prometheus.Collector
 }{
-	responses: prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: "caddy",
-		Subsystem: "ownid_sessions",
-		Name:      "upstream_responses_total",
-		Help:      "Upstream answers in forward mode by what the contract check found: valid, violation, unchecked_too_large or unchecked_encoded.",
+	requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
+		Name: "requests_total",
+		Help: "Requests on the contract's paths by operation and outcome: the status class answered (\"forwarded\" when the next handler answers unchecked) and the problem type of a rejection.",
+	}, []string{"operation", "status_class", "problem"}),
+	duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
+		Name:    "handler_duration_seconds",
+		Help:    "Time the module itself spends on a request (token, contract, store; not the next handler's), by operation.",
+		Buckets: []float64{5e-6, 10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 5e-3, 25e-3, 100e-3},
+	}, []string{"operation"}),
+	tokenFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
+		Name: "token_failures_total",
+		Help: "Bearer tokens refused, by reason (missing, malformed, expired, not_yet_valid, issued_in_future, signature, unknown_key, key_type, unverifiable, missing_claim, audience, issuer, claims, no_sub, requirement).",
+	}, []string{"reason"}),
+	tokenCache: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
+		Name: "token_cache_lookups_total",
+		Help: "Verified-token cache lookups by result: hit or miss.",
 	}, []string{"result"}),
+	jwksFetches: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
+		Name: "jwks_fetches_total",
+		Help: "JWK Set fetches by result: ok or error.",
+	}, []string{"result"}),
+	responses: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
+		Name: "upstream_responses_total",
+		Help: "Upstream answers in forward mode by what the contract check found: valid, violation, unchecked_too_large or unchecked_encoded.",
+	}, []string{"result"}),
+	liveSessions: liveSessionsCollector{
+		desc: prometheus.NewDesc(prometheus.BuildFQName(metricsNamespace, metricsSubsystem, "live_sessions"),
+			"Sessions held by each in-process (memory) store, expired ones included until swept.", []string{"store"}, nil),
+	},
+}
+
+// liveSessionsCollector reads the memory stores' counts when scraped.
+type liveSessionsCollector struct{ desc *prometheus.Desc }
+
+func (c liveSessionsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c liveSessionsCollector) Collect(ch chan<- prometheus.Metric) {
+	memoryTables.Range(func(name, value any) bool {
+		if t, ok := value.(*sessionTable); ok {
+			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(t.live.Load()), name.(string))
+		}
+		return true
+	})
 }
 
 // registerMetrics puts the collectors on registry; registering them again
@@ -26,7 +79,8 @@ func registerMetrics(registry *prometheus.Registry) error {
 	if registry == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{metrics.responses} {
+	for _, c := range []prometheus.Collector{metrics.requests, metrics.duration, metrics.tokenFailures,
+		metrics.tokenCache, metrics.jwksFetches, metrics.responses, metrics.liveSessions} {
 		if err := registry.Register(c); err != nil {
 			var already prometheus.AlreadyRegisteredError
 			if !errors.As(err, &already) {
@@ -35,4 +89,12 @@ func registerMetrics(registry *prometheus.Registry) error {
 		}
 	}
 	return nil
+}
+
+// statusClass is "2xx", "4xx" and so on.
+func statusClass(status int) string {
+	if status < 100 || status > 599 {
+		return "other"
+	}
+	return strconv.Itoa(status/100) + "xx"
 }

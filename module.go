@@ -152,6 +152,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	if h.Mode == ModeForward {
+		liveHandlers.Store(h, struct{}{})
 		return nil // no store: the backend keeps the sessions
 	}
 	if !h.contract.sessions {
@@ -170,6 +171,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("store: module %T is not a session store", mod)
 	}
 	h.store = store
+	liveHandlers.Store(h, struct{}{})
 	return nil
 }
 
@@ -215,9 +217,17 @@ func (h *Handler) Validate() error {
 	return nil
 }
 
+// Cleanup takes the handler off the admin endpoint's list; the store and
+// the JWKS refreshers end with the config's context.
+func (h *Handler) Cleanup() error {
+	liveHandlers.Delete(h)
+	return nil
+}
+
 // Interface guards
 var (
 	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddy.Validator             = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 )

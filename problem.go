@@ -74,6 +74,8 @@ type problem struct {
 	detail  string
 	errors  []fieldError
 	headers [][2]string
+	// reason is a bounded label for a token failure, for the metrics.
+	reason string
 }
 
 func newProblem(kind problemKind, detail string) *problem {
