@@ -1,16 +1,11 @@
 package ownidsessions
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,137 +13,6 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddytest"
 )
-
-// scrape reads Caddy's metrics endpoint on the admin API: series → value.
-func scrape(t *testing.T) map[string]float64 {
-	t.Helper()
-	resp, err := http.Get("http://localhost:2999/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, "caddy_ownid_sessions_") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		v, _ := strconv.ParseFloat(line[i+1:], 64)
-		out[line[:i]] = v
-	}
-	return out
-}
-
-// TestMetricsMoveWithTraffic: each metric on Caddy's registry moves with
-// the traffic that should move it.
-func TestMetricsMoveWithTraffic(t *testing.T) {
-	jwksSrv := newJWKSServer(t)
-	jwksSrv.serve(t)
-	tc := caddytest.NewTester(t)
-	tc.InitServer(siteConfig("grace_period 1ns", fmt.Sprintf(`
-		jwt {
-			alg HS256 RS256
-			secret {env.OWNID_TEST_SECRET}
-			jwks %s
-		}
-		store memory metrics-test`, jwksSrv.URL)), "caddyfile")
-	before := scrape(t)
-	tok := tokenFor(t, "metrics")
-	create(t, tc, "/m", tok, `{"payload":{}}`)
-	create(t, tc, "/m", tok, `{"payload":{}}`)
-	call(t, tc, request{method: "GET", path: "/m/accounts/sessions/nosuch", token: tok})
-	call(t, tc, request{method: "GET", path: "/m/accounts/sessions"})
-	expired := claimsFor("metrics")
-	expired["exp"] = testNow().Add(-time.Hour).Unix()
-	call(t, tc, request{method: "GET", path: "/m/accounts/sessions", token: sign(t, "HS256", expired)})
-	after := scrape(t)
-
-	delta := func(series string) float64 { return after[series] - before[series] }
-	for series, want := range map[string]float64{
-		`caddy_ownid_sessions_requests_total{operation="createSession",problem="",status_class="2xx"}`:               2,
-		`caddy_ownid_sessions_requests_total{operation="getSession",problem="session-not-found",status_class="4xx"}`: 1,
-		`caddy_ownid_sessions_requests_total{operation="listSessions",problem="missing-token",status_class="4xx"}`:   1,
-		`caddy_ownid_sessions_requests_total{operation="listSessions",problem="invalid-token",status_class="4xx"}`:   1,
-		`caddy_ownid_sessions_token_failures_total{reason="missing"}`:                                                1,
-		`caddy_ownid_sessions_token_failures_total{reason="expired"}`:                                                1,
-		`caddy_ownid_sessions_token_cache_lookups_total{result="miss"}`:                                              2, // tok, then the expired one
-		`caddy_ownid_sessions_token_cache_lookups_total{result="hit"}`:                                               2,
-		`caddy_ownid_sessions_handler_duration_seconds_count{operation="createSession"}`:                             2,
-	} {
-		if got := delta(series); got != want {
-			t.Errorf("%s moved by %v, want %v", series, got, want)
-		}
-	}
-	if got := after[`caddy_ownid_sessions_live_sessions{store="metrics-test"}`]; got != 2 {
-		t.Errorf("live_sessions{store=metrics-test} = %v, want 2", got)
-	}
-	if after[`caddy_ownid_sessions_jwks_fetches_total{result="ok"}`] < 1 {
-		t.Errorf("no JWKS fetch counted")
-	}
-	jwksSrv.fail(true)
-	tc.InitServer(siteConfig("grace_period 1ns", fmt.Sprintf(`
-		jwt {
-			alg RS256
-			jwks %s
-		}`, jwksSrv.URL)), "caddyfile")
-	if got := scrape(t)[`caddy_ownid_sessions_jwks_fetches_total{result="error"}`] - after[`caddy_ownid_sessions_jwks_fetches_total{result="error"}`]; got < 1 {
-		t.Errorf("a failed JWKS fetch was not counted")
-	}
-}
-
-// TestAdminEndpoint: GET /ownid_sessions/ on the admin API reports each
-// handler's store and JWKS state and the memory stores' sessions per app,
-// with no secret in it.
-func TestAdminEndpoint(t *testing.T) {
-	jwksSrv := newJWKSServer(t)
-	jwksSrv.serve(t, testJWK{kid: "k", key: &testKeys.rsa.PublicKey})
-	tc := caddytest.NewTester(t)
-	tc.InitServer(siteConfig("grace_period 1ns", fmt.Sprintf(`
-		jwt {
-			alg HS256 RS256
-			secret {env.OWNID_TEST_SECRET}
-			jwks %s
-		}
-		store memory admin-test`, jwksSrv.URL+"/jwks?token=querysecret")), "caddyfile")
-	create(t, tc, "/app-one", tokenFor(t, "a1"), `{"payload":{}}`)
-	create(t, tc, "/app-one", tokenFor(t, "a2"), `{"payload":{}}`)
-	create(t, tc, "/app-two", tokenFor(t, "a1"), `{"payload":{}}`)
-
-	resp, err := http.Get("http://localhost:2999/ownid_sessions/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	var status adminStatus
-	if resp.StatusCode != 200 || json.Unmarshal(body, &status) != nil {
-		t.Fatalf("admin endpoint: %d %s", resp.StatusCode, body)
-	}
-	store := status.MemoryStores["admin-test"]
-	if store.Apps["/app-one"] != 2 || store.Apps["/app-two"] != 1 || store.LiveSessions != 3 {
-		t.Errorf("memory store: %+v", store)
-	}
-	found := false
-	for _, h := range status.Handlers {
-		if h.Store == "memory:admin-test" {
-			found = true
-			if len(h.JWKS) != 1 || !h.JWKS[0].Loaded || h.JWKS[0].Keys != 1 || h.JWKS[0].LastFetch == "" || h.JWKS[0].LastError != "" {
-				t.Errorf("JWKS state %+v", h.JWKS)
-			}
-		}
-	}
-	if !found {
-		t.Errorf("the handler is not listed: %s", body)
-	}
-	for _, secret := range []string{testSecret, "querysecret"} {
-		if bytes.Contains(body, []byte(secret)) {
-			t.Errorf("the admin endpoint shows a secret: %s", body)
-		}
-	}
-}
 
 // TestLogsNeverLeak runs traffic that is rejected, accepted and forwarded
 // with Caddy logging at DEBUG to a file, then scans the file: no token, no
