@@ -285,12 +285,8 @@ func TestHostileTokens(t *testing.T) {
 	tc := caddytest.NewTester(t)
 	tc.InitServer(fmt.Sprintf(`
 {
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
+`+testGlobals+`
 	grace_period 1ns
-	default_bind 127.0.0.1
-	skip_install_trust
 	# Caddy itself answers 431 beyond 16 KiB of headers; let the big
 	# tokens reach the module, which refuses them by its own bound.
 	servers {

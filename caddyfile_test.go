@@ -148,11 +148,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 func TestLoadErrors(t *testing.T) {
 	site := func(body string) string {
 		return `{
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
-	default_bind 127.0.0.1
-	skip_install_trust
+` + testGlobals + `
 }
 http://localhost:9080 {
 	ownid_sessions {

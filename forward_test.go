@@ -77,12 +77,8 @@ func (b *backend) last() receivedRequest {
 func forwardConfig(backendURL, validate, extra string) string {
 	return fmt.Sprintf(`
 {
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
+`+testGlobals+`
 	grace_period 1ns
-	default_bind 127.0.0.1
-	skip_install_trust
 }
 http://localhost:9080 {
 	ownid_sessions {

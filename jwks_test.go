@@ -95,12 +95,8 @@ func signKid(t *testing.T, alg, kid string, key any, claims jwt.MapClaims) strin
 func jwksConfig(jwksURL, extra string) string {
 	return fmt.Sprintf(`
 {
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
+`+testGlobals+`
 	grace_period 1ns
-	default_bind 127.0.0.1
-	skip_install_trust
 }
 http://localhost:9080 {
 	ownid_sessions {

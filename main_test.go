@@ -33,6 +33,14 @@ func advanceClock(t testing.TB, d time.Duration) {
 	t.Cleanup(func() { testClockOffset.Add(-int64(d)) })
 }
 
+// testGlobals are the global options of every end-to-end config:
+// caddytest's admin address, loopback ports only, no trust store install.
+const testGlobals = `	admin localhost:2999
+	http_port 9080
+	https_port 9443
+	default_bind 127.0.0.1
+	skip_install_trust`
+
 // testSecret is the HMAC secret of the end-to-end configs, given to Caddy
 // through the environment as a user would.
 const testSecret = "test-secret-0123456789abcdef0123456789"

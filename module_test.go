@@ -23,12 +23,8 @@ var base = "http://localhost:9080"
 func e2eConfig(maxSessions int) string {
 	return fmt.Sprintf(`
 {
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
+`+testGlobals+`
 	grace_period 1ns
-	default_bind 127.0.0.1
-	skip_install_trust
 }
 http://localhost:9080 {
 	ownid_sessions {

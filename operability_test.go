@@ -24,12 +24,8 @@ func TestLogsNeverLeak(t *testing.T) {
 	tc := caddytest.NewTester(t)
 	tc.InitServer(fmt.Sprintf(`
 {
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
+`+testGlobals+`
 	grace_period 1ns
-	default_bind 127.0.0.1
-	skip_install_trust
 	log {
 		output file %s
 		level DEBUG

@@ -25,11 +25,7 @@ import (
 func siteConfig(global, handler string) string {
 	return `
 {
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
-	default_bind 127.0.0.1
-	skip_install_trust
+` + testGlobals + `
 ` + global + `
 }
 http://localhost:9080 {

@@ -177,12 +177,8 @@ http://localhost:%d {
 	}
 	return `
 {
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
+` + testGlobals + `
 	grace_period 1ns
-	default_bind 127.0.0.1
-	skip_install_trust
 }` + site(9080) + site(9081)
 }
 
