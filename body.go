@@ -74,11 +74,13 @@ func readBody(r *http.Request, limit int64) ([]byte, *problem) {
 	return body, nil
 }
 
-// parseJSON parses a body with encoding/json's tokenizer, in one pass. It
-// refuses a body that is empty, not UTF-8, not exactly one well-formed JSON
-// value, nested deeper than maxJSONDepth, that repeats a key within one
-// object (parsers disagree on which value counts), or holds a number beyond
-// float64. Numbers stay json.Number, as the schema validator wants them.
+// parseJSON parses a body once. It refuses a body that is empty, not UTF-8,
+// not exactly one well-formed JSON value, nested deeper than maxJSONDepth,
+// that repeats a key within one object (parsers disagree on which value
+// counts), or holds a number beyond float64. The value is encoding/json's,
+// numbers as json.Number as the schema validator wants them; a short scan
+// of the structure before it finds the depth, repeated keys and the text of
+// each top-level member without allocating per token.
 func parseJSON(body []byte) (*jsonDoc, *problem) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, newProblem(kindInvalidRequest, "a JSON body is required")
@@ -88,95 +90,148 @@ func parseJSON(body []byte) (*jsonDoc, *problem) {
 	if !utf8.Valid(body) {
 		return nil, newProblem(kindMalformedJSON, "the body is not valid UTF-8")
 	}
-	malformed := newProblem(kindMalformedJSON, "the body is not well-formed JSON")
-
-	type container struct {
-		object  map[string]any // for an object
-		array   []any          // for an array
-		isArray bool
-		key     string // the member whose value comes next
-		wantKey bool
-		start   int64 // where the value of key began (top level only)
-	}
-	var stack []container
 	doc := &jsonDoc{}
+	if p := scanStructure(body, doc); p != nil {
+		return nil, p
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
-	done := false
-
-	// complete hands a finished value to its container, or makes it the
-	// document's value.
-	complete := func(v any, end int64) {
-		if len(stack) == 0 {
-			doc.value, done = v, true
-			return
-		}
-		top := &stack[len(stack)-1]
-		if top.isArray {
-			top.array = append(top.array, v)
-			return
-		}
-		top.object[top.key] = v
-		top.wantKey = true
-		if len(stack) == 1 {
-			raw := bytes.TrimLeft(body[top.start:end], " \t\r\n:")
-			doc.members = append(doc.members, jsonMember{top.key, raw})
-		}
+	if err := dec.Decode(&doc.value); err != nil {
+		return nil, errMalformed()
 	}
-
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			break
-		}
-		if err != nil || done {
-			return nil, malformed // bad syntax, or a second value
-		}
-		if n := len(stack); n > 0 && !stack[n-1].isArray && stack[n-1].wantKey {
-			key, isKey := tok.(string)
-			if !isKey { // the object ends
-				obj := stack[n-1].object
-				stack = stack[:n-1]
-				complete(obj, dec.InputOffset())
-				continue
-			}
-			top := &stack[n-1]
-			if _, dup := top.object[key]; dup {
-				return nil, newProblem(kindInvalidRequest, "the body repeats a key within one object")
-			}
-			top.key, top.wantKey, top.start = key, false, dec.InputOffset()
-			continue
-		}
-		switch t := tok.(type) {
-		case json.Delim:
-			switch t {
-			case '{', '[':
-				if len(stack) == maxJSONDepth {
-					return nil, newProblem(kindInvalidRequest, "the body nests arrays and objects deeper than "+strconv.Itoa(maxJSONDepth)+" levels")
-				}
-				if t == '{' {
-					stack = append(stack, container{object: map[string]any{}, wantKey: true})
-				} else {
-					stack = append(stack, container{isArray: true, array: []any{}})
-				}
-			case ']':
-				arr := stack[len(stack)-1].array
-				stack = stack[:len(stack)-1]
-				complete(arr, dec.InputOffset())
-			}
-		case json.Number:
-			if _, err := strconv.ParseFloat(string(t), 64); err != nil {
-				return nil, newProblem(kindInvalidRequest, "the body holds a number out of range")
-			}
-			complete(t, dec.InputOffset())
-		default: // string, bool, nil
-			complete(t, dec.InputOffset())
-		}
-	}
-	if !done || len(stack) > 0 {
-		return nil, malformed // nothing, or cut short
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errMalformed() // more than one value
 	}
 	return doc, nil
+}
+
+func errMalformed() *problem {
+	return newProblem(kindMalformedJSON, "the body is not well-formed JSON")
+}
+
+// scanStructure walks the body's structure: strings, containers and the
+// scalars between them. It checks nesting, repeated keys and number range,
+// and records the text of each member of a top-level object. Syntax is left
+// to the decoder that runs after it; what the scan cannot follow is
+// malformed.
+func scanStructure(b []byte, doc *jsonDoc) *problem {
+	type frame struct {
+		object  bool
+		wantKey bool
+		keys    [][]byte // the object's keys so far, unescaped
+	}
+	stack := make([]frame, 0, 8)
+	var memberName string
+	memberStart := 0
+
+	// done is called when a value ends at end: an object that holds it
+	// wants a key next, and a top-level member is complete.
+	done := func(end int) {
+		n := len(stack)
+		if n == 0 || !stack[n-1].object {
+			return
+		}
+		stack[n-1].wantKey = true
+		if n == 1 {
+			raw := bytes.TrimLeft(b[memberStart:end], " \t\r\n:")
+			doc.members = append(doc.members, jsonMember{memberName, raw})
+		}
+	}
+
+	for i := 0; i < len(b); {
+		switch c := b[i]; {
+		case c == '"':
+			end, escaped := scanString(b, i)
+			if end < 0 {
+				return errMalformed()
+			}
+			n := len(stack)
+			if n == 0 || !stack[n-1].object || !stack[n-1].wantKey {
+				done(end + 1)
+				i = end + 1
+				continue
+			}
+			key := b[i+1 : end]
+			if escaped {
+				var s string
+				if json.Unmarshal(b[i:end+1], &s) != nil {
+					return errMalformed()
+				}
+				key = []byte(s)
+			}
+			top := &stack[n-1]
+			for _, k := range top.keys {
+				if bytes.Equal(k, key) {
+					return newProblem(kindInvalidRequest, "the body repeats a key within one object")
+				}
+			}
+			top.keys = append(top.keys, key)
+			top.wantKey = false
+			if n == 1 {
+				memberName, memberStart = string(key), end+1
+			}
+			i = end + 1
+		case c == '{' || c == '[':
+			if len(stack) == maxJSONDepth {
+				return newProblem(kindInvalidRequest, "the body nests arrays and objects deeper than "+strconv.Itoa(maxJSONDepth)+" levels")
+			}
+			stack = append(stack, frame{object: c == '{', wantKey: c == '{'})
+			i++
+		case c == '}' || c == ']':
+			if len(stack) == 0 || stack[len(stack)-1].object != (c == '}') {
+				return errMalformed()
+			}
+			stack = stack[:len(stack)-1]
+			done(i + 1)
+			i++
+		case c == ',' || c == ':' || c == ' ' || c == '\t' || c == '\r' || c == '\n':
+			i++
+		default: // a number or true, false, null
+			end := i
+			for end < len(b) && !structural(b[end]) {
+				end++
+			}
+			if c == '-' || '0' <= c && c <= '9' {
+				if _, err := strconv.ParseFloat(string(b[i:end]), 64); err != nil {
+					var numErr *strconv.NumError
+					if errors.As(err, &numErr) && numErr.Err == strconv.ErrRange {
+						return newProblem(kindInvalidRequest, "the body holds a number out of range")
+					}
+					return errMalformed()
+				}
+			}
+			done(end)
+			i = end
+		}
+	}
+	if len(stack) != 0 {
+		return errMalformed()
+	}
+	return nil
+}
+
+// structural says whether c ends a number or literal.
+func structural(c byte) bool {
+	switch c {
+	case ',', ':', ']', '}', '[', '{', '"', ' ', '\t', '\r', '\n':
+		return true
+	}
+	return false
+}
+
+// scanString finds the closing quote of the string that opens at b[start],
+// and whether the string holds escapes; -1 when it does not close.
+func scanString(b []byte, start int) (end int, escaped bool) {
+	for i := start + 1; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			escaped = true
+			i++
+		case '"':
+			return i, escaped
+		}
+	}
+	return -1, escaped
 }
 
 // compact returns a JSON value without insignificant white space; nil stays

@@ -61,6 +61,14 @@ func TestParseJSON(t *testing.T) {
 		{body: nest(10000), kind: kindInvalidRequest},
 		{body: `{"payload":{},"payload":[]}`, kind: kindInvalidRequest},
 		{body: `{"a":{"b":1,"b":2}}`, kind: kindInvalidRequest},
+		{body: `{"a":1,"\u0061":2}`, kind: kindInvalidRequest}, // the same key, escaped
+		{body: `{"a\"b":1,"a\u0022b":2}`, kind: kindInvalidRequest},
+		{body: `{"a":[{"k":1},{"k":2}],"b":{"k":1}}`, ok: true},
+		{body: `{"x":-0.5e-3,"y":[true,false,null]}`, ok: true},
+		{body: `[1,}`, kind: kindMalformedJSON},
+		{body: `{"a":1]`, kind: kindMalformedJSON},
+		{body: `"unterminated`, kind: kindMalformedJSON},
+		{body: `{"n":` + strings.Repeat("9", 400) + `}`, kind: kindInvalidRequest},
 		{body: `{} {}`, kind: kindMalformedJSON},
 		{body: `{}x`, kind: kindMalformedJSON},
 		{body: `{"a":1`, kind: kindMalformedJSON},
@@ -131,6 +139,11 @@ func FuzzParseJSON(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		doc, p := parseJSON(body)
 		valid := json.Valid(body)
+		if dup := repeatsKey(body); p == nil && dup {
+			t.Fatalf("accepted %q, which repeats a key", body)
+		} else if p != nil && strings.Contains(p.detail, "repeats a key") && !dup {
+			t.Fatalf("refused %q for a repeated key it does not have", body)
+		}
 		if p == nil {
 			if !valid {
 				t.Fatalf("accepted invalid JSON %q", body)
@@ -152,4 +165,44 @@ func FuzzParseJSON(f *testing.F) {
 			t.Fatalf("refused valid JSON %q as malformed", body)
 		}
 	})
+}
+
+// repeatsKey is the reference for repeated keys: encoding/json's tokenizer,
+// which unescapes every key, and a set per open object.
+func repeatsKey(body []byte) bool {
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	type level struct {
+		object  bool
+		wantKey bool
+		keys    map[string]bool
+	}
+	var stack []level
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		if key, ok := tok.(string); ok && len(stack) > 0 && stack[len(stack)-1].object && stack[len(stack)-1].wantKey {
+			top := &stack[len(stack)-1]
+			if top.keys[key] {
+				return true
+			}
+			top.keys[key] = true
+			top.wantKey = false
+			continue
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, level{object: true, wantKey: true, keys: map[string]bool{}})
+			continue
+		case json.Delim('['):
+			stack = append(stack, level{})
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		}
+		if n := len(stack); n > 0 && stack[n-1].object {
+			stack[n-1].wantKey = true
+		}
+	}
 }
