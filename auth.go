@@ -325,7 +325,9 @@ func (v *verifier) verify(r *http.Request) (*identity, *problem) {
 // verified. A cached token is still held to its exp and nbf.
 func (v *verifier) identify(ctx context.Context, raw string) (*identity, *problem) {
 	var key [sha256.Size]byte
+	var generation uint64
 	if v.cache != nil {
+		generation = v.cache.generation.Load()
 		now := v.now()
 		key = sha256.Sum256([]byte(raw))
 		id, ok := v.cache.get(&key, now)
@@ -358,7 +360,7 @@ func (v *verifier) identify(ctx context.Context, raw string) (*identity, *proble
 	id := newIdentity(claims)
 	if v.cache != nil {
 		now := v.now()
-		v.cache.put(&key, id, id.expires.Add(v.leeway), now)
+		v.cache.put(&key, id, id.expires.Add(v.leeway), now, generation)
 	}
 	return id, nil
 }
@@ -397,6 +399,9 @@ func tokenFailure(err error) (reason, detail string) {
 func (id *identity) account() (string, *problem) {
 	if id.subject == "" {
 		return "", invalidToken("no_sub", "the token has no sub claim")
+	}
+	if strings.ContainsRune(id.subject, 0) {
+		return "", invalidToken("claims", "the token's sub claim holds a NUL character")
 	}
 	return id.subject, nil
 }

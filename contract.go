@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"fmt"
 	"os"
+	"path"
 	"regexp"
 	"slices"
 	"strings"
@@ -46,12 +47,16 @@ type contract struct {
 	// bases are the servers' base paths ({var} matches one segment),
 	// longest first; a document without servers has the one base "".
 	bases []*regexp.Regexp
+	// foldedBases are the same, whatever the case.
+	foldedBases []*regexp.Regexp
 }
 
 type pathInfo struct {
 	template string
 	item     *v3.PathItem
 	pattern  *regexp.Regexp
+	// folded matches the path whatever its case, to spot near misses.
+	folded   *regexp.Regexp
 	literals int // literal segments, for specificity
 	methods  []string
 	allow    string // the Allow header: the declared methods
@@ -154,10 +159,11 @@ func parseContract(spec []byte) (*contract, error) {
 	_, hasCollection := c.paths[collectionPath]
 	_, hasItem := c.paths[itemPath]
 	c.sessions = hasCollection && hasItem
-	c.bases, err = serverBases(model.Model.Servers)
+	c.bases, err = serverBases(model.Model.Servers, "")
 	if err != nil {
 		return nil, err
 	}
+	c.foldedBases, _ = serverBases(model.Model.Servers, "(?i)")
 	return c, nil
 }
 
@@ -168,6 +174,7 @@ func newPathInfo(template string, item *v3.PathItem, opts *config.ValidationOpti
 		return nil, fmt.Errorf("path %s: %v", template, err)
 	}
 	info.pattern = regexp.MustCompile("^" + pattern + "$")
+	info.folded = regexp.MustCompile("(?i)^" + pattern + "$")
 	info.literals = literals
 	for op := item.GetOperations().First(); op != nil; op = op.Next() {
 		method := strings.ToUpper(op.Key())
@@ -306,7 +313,7 @@ func templatePattern(template string) (pattern string, literals int, err error) 
 
 // serverBases compiles the base path of each server URL
 // ("https://server.ownid.com/{appId}" → "/{appId}"), longest first.
-func serverBases(servers []*v3.Server) ([]*regexp.Regexp, error) {
+func serverBases(servers []*v3.Server, flags string) ([]*regexp.Regexp, error) {
 	seen := map[string]bool{}
 	var templates []string
 	for _, s := range servers {
@@ -338,7 +345,7 @@ func serverBases(servers []*v3.Server) ([]*regexp.Regexp, error) {
 		if err != nil {
 			return nil, fmt.Errorf("server %s: %v", t, err)
 		}
-		bases = append(bases, regexp.MustCompile("^"+pattern))
+		bases = append(bases, regexp.MustCompile(flags+"^"+pattern))
 	}
 	return bases, nil
 }
@@ -352,7 +359,17 @@ func (c *contract) route(path string) (route, bool) {
 	if c.sessions {
 		return parseRoute(path)
 	}
-	for _, base := range c.bases {
+	return c.routeBy(path, false)
+}
+
+// routeBy routes a path by the servers' base paths and the path templates,
+// exactly or whatever the case.
+func (c *contract) routeBy(path string, folded bool) (route, bool) {
+	bases := c.bases
+	if folded {
+		bases = c.foldedBases
+	}
+	for _, base := range bases {
 		loc := base.FindStringIndex(path)
 		if loc == nil {
 			continue
@@ -362,7 +379,11 @@ func (c *contract) route(path string) (route, bool) {
 			continue
 		}
 		for _, p := range c.byPattern {
-			if p.pattern.MatchString(rest) {
+			re := p.pattern
+			if folded {
+				re = p.folded
+			}
+			if re.MatchString(rest) {
 				return route{app: path[:loc[1]], template: p.template, path: rest}, true
 			}
 		}
@@ -377,6 +398,28 @@ func (c *contract) operationName(template, method string) string {
 		return op.name
 	}
 	return "undeclared"
+}
+
+// nearMiss reports a path the document does not describe as written, but
+// that a backend might well read as one of its paths: another letter case,
+// dot segments, doubled or trailing slashes, or a slash that arrived
+// percent-encoded (and so sits inside a segment). Such paths are refused
+// rather than passed on unchecked.
+func (c *contract) nearMiss(decoded, escaped string) bool {
+	if c.sessions {
+		for _, candidate := range []string{decoded, path.Clean("/" + decoded)} {
+			if strings.Contains(strings.ToLower(candidate), collectionPath) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, candidate := range []string{path.Clean("/" + decoded), escaped} {
+		if _, ok := c.routeBy(candidate, true); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // checkMethod answers 405 for a method the document does not declare on the

@@ -40,6 +40,9 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt route, oper
 	if h.ValidateResponses == ResponsesOff {
 		return next.ServeHTTP(w, r)
 	}
+	// The contract describes bodies, not their compressed bytes: ask the
+	// backend for identity encoding (an encode handler can compress after).
+	r.Header.Del("Accept-Encoding")
 	rc := &responseCheck{w: w, limit: h.ResponseBuffer}
 	if err := next.ServeHTTP(rc, r); err != nil {
 		return err
@@ -115,6 +118,10 @@ func (rc *responseCheck) Header() http.Header { return rc.w.Header() }
 func (rc *responseCheck) WriteHeader(status int) {
 	switch {
 	case rc.streaming:
+		rc.w.WriteHeader(status)
+	case status == http.StatusSwitchingProtocols:
+		// An upgrade: the connection is handed over, nothing is held.
+		rc.streaming = true
 		rc.w.WriteHeader(status)
 	case status >= 100 && status < 200:
 		rc.w.WriteHeader(status) // informational answers go straight on

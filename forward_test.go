@@ -162,6 +162,19 @@ func TestForwardMode(t *testing.T) {
 		t.Errorf("%d rejected requests reached the backend", n)
 	}
 
+	// Near misses of the contract's paths never reach the backend, token or
+	// not: it might read them as the contract's paths.
+	before = be.count()
+	for _, p := range []string{"/app/accounts/sessions/abc%2F", "/app/accounts/sessions/", "/app/Accounts/Sessions",
+		"/app/accounts/sessions/./abc", "/app/accounts//sessions"} {
+		if r := fwd(t, tc, request{method: "GET", path: p}); r.status != 400 {
+			t.Errorf("%s: %d, want 400", p, r.status)
+		}
+	}
+	if n := be.count() - before; n != 0 {
+		t.Errorf("%d near-miss paths reached the backend", n)
+	}
+
 	// Paths the contract does not describe pass through untouched.
 	r = fwd(t, tc, request{method: "POST", path: "/health?x=1", body: "not json"})
 	if r.status != 200 || string(r.body) != "backend" || be.last().path != "/health" || string(be.last().body) != "not json" {
@@ -302,6 +315,12 @@ func TestForwardUserSpec(t *testing.T) {
 				t.Errorf("reached the backend: %v", reached)
 			}
 		})
+	}
+	// Near misses of the document's paths are refused.
+	for _, p := range []string{"/acme/v1/PETS", "/acme/v1/pets/", "/acme/v1//pets", "/acme/v1/pets/7%2F8", "/ACME/V1/pets"} {
+		if r := fwd(t, tc, request{method: "GET", path: p}); r.status != 400 {
+			t.Errorf("%s: %d, want 400", p, r.status)
+		}
 	}
 	// Paths the document does not describe pass through, with no token.
 	for _, p := range []string{"/acme/v2/pets", "/acme/v1/owners", "/pets"} {

@@ -41,10 +41,29 @@ func parseRoute(path string) (route, bool) {
 	return route{app: path[:i], template: itemPath, path: path[i:], sessionID: id}, true
 }
 
+// maxAppLength bounds the app prefix: it is part of every key the store
+// keeps.
+const maxAppLength = 256
+
+// checkApp refuses an app prefix that is too long or holds control
+// characters (NUL among them), before anything is stored under it.
+func checkApp(app string) *problem {
+	bad := len(app) > maxAppLength
+	for i := 0; i < len(app) && !bad; i++ {
+		bad = app[i] < 0x20 || app[i] == 0x7f
+	}
+	if !bad {
+		return nil
+	}
+	p := newProblem(kindInvalidRequest, "the app prefix before /accounts/sessions is at most 256 bytes, without control characters")
+	p.errors = []fieldError{{Location: "path", Message: "not a usable app prefix"}}
+	return p
+}
+
 // validSessionID allows what the contract allows: 1 to 128 unreserved URL
-// characters.
+// characters; "." and ".." are dot segments, not ids.
 func validSessionID(id string) bool {
-	if len(id) == 0 || len(id) > maxSessionIDLength {
+	if len(id) == 0 || len(id) > maxSessionIDLength || id == "." || id == ".." {
 		return false
 	}
 	for i := 0; i < len(id); i++ {
@@ -63,7 +82,19 @@ func validSessionID(id string) bool {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	rt, ok := h.contract.route(r.URL.Path)
 	if !ok {
+		if h.contract.nearMiss(r.URL.Path, r.URL.EscapedPath()) {
+			p := newProblem(kindInvalidRequest, "the path is not one the contract describes, but close to one: check its case, slashes and dot segments")
+			p.errors = []fieldError{{Location: "path", Message: "not a path of the contract"}}
+			h.logger.Debug("request rejected", zap.String("problem", problemKinds[p.kind].slug), zap.String("detail", p.detail))
+			metrics.requests.WithLabelValues("undeclared", statusClass(p.kind.status()), problemKinds[p.kind].slug).Inc()
+			p.write(w)
+			return nil
+		}
 		return next.ServeHTTP(w, r)
+	}
+	if p := checkApp(rt.app); p != nil {
+		p.write(w)
+		return nil
 	}
 	start := time.Now()
 	operation := h.contract.operationName(rt.template, r.Method)
@@ -147,6 +178,10 @@ func (h *Handler) check(r *http.Request, rt route) (*identity, *requestBody, *pr
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rt route, id *identity, body *requestBody) (int, *problem) {
 	account := id.subject
 	owner := Owner{App: rt.app, Account: account}
+	if (r.Method == http.MethodPost || r.Method == http.MethodPut) && (body == nil || body.doc == nil) {
+		// Only a spec of the user's can leave a write without a JSON body.
+		return 0, newProblem(kindInvalidRequest, "a JSON object body is required")
+	}
 	now := h.now().UTC().Truncate(time.Millisecond)
 	ctx := r.Context()
 	switch {
@@ -171,7 +206,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rt route, id *id
 		if err != nil {
 			return 0, h.storeProblem(err)
 		}
-		w.Header().Set("Location", r.URL.Path+"/"+s.ID)
+		w.Header().Set("Location", r.URL.EscapedPath()+"/"+s.ID)
 		return writeJSON(w, http.StatusCreated, s.ETag(), appendSession(nil, &s))
 
 	case rt.template == collectionPath: // GET

@@ -68,7 +68,8 @@ type jwksSettings struct {
 func checkJWKSURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" {
-		return fmt.Errorf("jwks: %q is not an absolute URL", raw)
+		// The text may hold credentials: it is not repeated.
+		return fmt.Errorf("jwks: not an absolute URL")
 	}
 	switch u.Scheme {
 	case "https":
@@ -80,7 +81,7 @@ func checkJWKSURL(raw string) error {
 		}
 		return fmt.Errorf("jwks: %s: plain http is only allowed to a loopback host; use https", redactURL(u))
 	}
-	return fmt.Errorf("jwks: %q: the scheme must be https", raw)
+	return fmt.Errorf("jwks: %s: the scheme must be https", redactURL(u))
 }
 
 func redactURL(u *url.URL) string {
@@ -175,9 +176,18 @@ func (s *jwksSource) recordError(err error) {
 	s.lastError.Store(&msg)
 }
 
-// redact gives an error's text without the URL's credentials or query.
+// redact gives an error's text without the URL's credentials or query: the
+// URL as configured, and as net/http prints it (password as "***"), both
+// become the redacted form.
 func (s *jwksSource) redact(err error) string {
-	return strings.ReplaceAll(err.Error(), s.url, s.redacted)
+	msg := err.Error()
+	if u, perr := url.Parse(s.url); perr == nil && u.User != nil {
+		// net/http's form, and net/url's.
+		stripped := strings.Replace(u.String(), u.User.String()+"@", u.User.Username()+":***@", 1)
+		msg = strings.ReplaceAll(msg, stripped, s.redacted)
+		msg = strings.ReplaceAll(msg, u.Redacted(), s.redacted)
+	}
+	return strings.ReplaceAll(msg, s.url, s.redacted)
 }
 
 // key returns the set's key for the token's kid, refetching the set (rate

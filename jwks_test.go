@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -288,5 +289,25 @@ func TestJWKSPeriodicRefresh(t *testing.T) {
 	}
 	if got := listStatus(t, tc, signKid(t, "RS256", "k2", k2, claimsFor("refresh"))); got != 200 {
 		t.Fatalf("key added to the set: %d", got)
+	}
+}
+
+// TestJWKSErrorsRedacted: a fetch error names the set without its
+// credentials or query, however net/http printed the URL.
+func TestJWKSErrorsRedacted(t *testing.T) {
+	raw := "https://user:pass@issuer.example/jwks?token=abc"
+	u, _ := url.Parse(raw)
+	s := &jwksSource{url: raw, redacted: redactURL(u)}
+	for _, err := range []error{
+		fmt.Errorf(`Get "https://user:***@issuer.example/jwks?token=abc": dial tcp: refused`),
+		fmt.Errorf(`Get "%s": dial tcp: refused`, raw),
+	} {
+		got := s.redact(err)
+		if strings.Contains(got, "user") || strings.Contains(got, "pass") || strings.Contains(got, "token=abc") || !strings.Contains(got, "https://issuer.example/jwks") {
+			t.Errorf("redacted %q", got)
+		}
+	}
+	if err := checkJWKSURL("http://user:pass@issuer.example/jwks"); err == nil || strings.Contains(err.Error(), "pass") {
+		t.Errorf("load error %v", err)
 	}
 }

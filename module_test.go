@@ -491,10 +491,25 @@ func TestServeModeEveryAlgorithm(t *testing.T) {
 
 func TestPassThroughOffContract(t *testing.T) {
 	tc := newServeTester(t, 100)
-	for _, p := range []string{"/", "/accounts", "/accounts/sessions/", "/accounts/sessions/a/b", "/health"} {
+	for _, p := range []string{"/", "/accounts", "/accounts/session", "/health"} {
 		r := call(t, tc, request{method: "GET", path: p})
 		if r.status != 200 || string(r.body) != "fallback" {
 			t.Errorf("%s: %d %q, want the fallback respond", p, r.status, r.body)
+		}
+	}
+	// Near misses of the contract's paths are refused, not passed on: a
+	// backend might read them as the contract's paths.
+	for _, p := range []string{"/accounts/sessions/", "/accounts/sessions/a/b", "/app/Accounts/Sessions",
+		"/app/accounts//sessions", "/app/accounts/sessions/./x", "/app/accounts/sessions/abc%2F", "/app/accounts/sessions/.."} {
+		r := call(t, tc, request{method: "GET", path: p, token: tokenFor(t, "near")})
+		if r.status != 400 {
+			t.Errorf("%s: %d %q, want 400", p, r.status, r.body)
+		}
+	}
+	// An app prefix is bounded and free of control characters.
+	for _, p := range []string{"/" + strings.Repeat("a", 300) + "/accounts/sessions", "/a%00b/accounts/sessions", "/a%0Ab/accounts/sessions"} {
+		if r := call(t, tc, request{method: "GET", path: p, token: tokenFor(t, "near")}); r.status != 400 {
+			t.Errorf("%.40s…: %d, want 400", p, r.status)
 		}
 	}
 }

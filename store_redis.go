@@ -3,6 +3,7 @@ package ownidsessions
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -109,7 +110,7 @@ func (s *RedisStore) Provision(ctx caddy.Context) error {
 
 func redactRedisError(err error, raw string) string {
 	msg := err.Error()
-	if u := strings.Index(raw, "@"); u > 0 {
+	if u := strings.LastIndex(raw, "@"); u > 0 {
 		msg = strings.ReplaceAll(msg, raw[:u], "redis://…")
 	}
 	return msg
@@ -171,8 +172,16 @@ func (s *RedisStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 // script touches one slot. The owner is hashed: apps and accounts are
 // arbitrary strings.
 func (s *RedisStore) ownerKeys(owner Owner) (sessionPrefix, index string) {
-	h := sha256.Sum256([]byte(owner.App + "\x00" + owner.Account))
-	tag := "{" + hex.EncodeToString(h[:16]) + "}"
+	// Each part is length-prefixed, so no app and account pair can spell
+	// another's.
+	h := sha256.New()
+	var n [8]byte
+	for _, part := range []string{owner.App, owner.Account} {
+		binary.BigEndian.PutUint64(n[:], uint64(len(part)))
+		h.Write(n[:])
+		h.Write([]byte(part))
+	}
+	tag := "{" + hex.EncodeToString(h.Sum(nil)[:16]) + "}"
 	return s.KeyPrefix + tag + ":s:", s.KeyPrefix + tag + ":i"
 }
 

@@ -60,8 +60,10 @@ func (c *tokenCache) get(key *[sha256.Size]byte, now time.Time) (*identity, bool
 	return e.id, true
 }
 
-// put caches a verified token until min(notAfter, now+ttl).
-func (c *tokenCache) put(key *[sha256.Size]byte, id *identity, notAfter, now time.Time) {
+// put caches a verified token until min(notAfter, now+ttl). generation is
+// the cache's generation read before the token was verified: if the keys
+// changed meanwhile, the entry is born stale.
+func (c *tokenCache) put(key *[sha256.Size]byte, id *identity, notAfter, now time.Time, generation uint64) {
 	until := now.Add(c.ttl)
 	if notAfter.Before(until) {
 		until = notAfter
@@ -74,7 +76,7 @@ func (c *tokenCache) put(key *[sha256.Size]byte, id *identity, notAfter, now tim
 			break
 		}
 	}
-	sh.entries[*key] = cacheEntry{id: id, until: until, generation: c.generation.Load()}
+	sh.entries[*key] = cacheEntry{id: id, until: until, generation: generation}
 	sh.mu.Unlock()
 }
 

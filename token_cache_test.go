@@ -20,7 +20,7 @@ func TestTokenCache(t *testing.T) {
 	id := &identity{subject: "alice"}
 	k := cacheKey("token-a")
 
-	c.put(k, id, t0.Add(time.Hour), t0)
+	c.put(k, id, t0.Add(time.Hour), t0, c.generation.Load())
 	if got, ok := c.get(k, t0.Add(59*time.Second)); !ok || got != id {
 		t.Fatal("fresh entry missed")
 	}
@@ -29,12 +29,12 @@ func TestTokenCache(t *testing.T) {
 		t.Fatal("entry outlived the TTL")
 	}
 	// So does the token's own end, when it comes first.
-	c.put(k, id, t0.Add(10*time.Second), t0)
+	c.put(k, id, t0.Add(10*time.Second), t0, c.generation.Load())
 	if _, ok := c.get(k, t0.Add(10*time.Second)); ok {
 		t.Fatal("entry outlived the token")
 	}
 	// A key-set change empties the cache.
-	c.put(k, id, t0.Add(time.Hour), t0)
+	c.put(k, id, t0.Add(time.Hour), t0, c.generation.Load())
 	c.clear()
 	if _, ok := c.get(k, t0); ok {
 		t.Fatal("entry survived clear")
@@ -42,19 +42,26 @@ func TestTokenCache(t *testing.T) {
 	if _, ok := c.get(cacheKey("token-b"), t0); ok {
 		t.Fatal("unknown token hit")
 	}
+	// A token verified while the keys changed is born stale.
+	before := c.generation.Load()
+	c.clear()
+	c.put(k, id, t0.Add(time.Hour), t0, before)
+	if _, ok := c.get(k, t0); ok {
+		t.Fatal("an entry verified under the old keys was served after they changed")
+	}
 }
 
 func TestTokenCacheBounded(t *testing.T) {
 	c := newTokenCache(160, time.Hour)
 	for i := 0; i < 10000; i++ {
-		c.put(cacheKey(fmt.Sprint(i)), &identity{}, t0.Add(time.Hour), t0)
+		c.put(cacheKey(fmt.Sprint(i)), &identity{}, t0.Add(time.Hour), t0, c.generation.Load())
 	}
 	if n := c.len(); n > 160 || n < 100 {
 		t.Fatalf("%d entries held for a bound of 160", n)
 	}
 	// The newest entry is always kept.
 	k := cacheKey("newest")
-	c.put(k, &identity{}, t0.Add(time.Hour), t0)
+	c.put(k, &identity{}, t0.Add(time.Hour), t0, c.generation.Load())
 	if _, ok := c.get(k, t0); !ok {
 		t.Fatal("newest entry evicted")
 	}
@@ -79,7 +86,7 @@ func TestVerifierCacheHonoursClock(t *testing.T) {
 	}
 	// Put an entry that outlives the token, then move past exp.
 	id, _ := verifyToken(v, tok)
-	v.cache.put(cacheKey(tok), id, now.Add(time.Hour), now)
+	v.cache.put(cacheKey(tok), id, now.Add(time.Hour), now, v.cache.generation.Load())
 	advanceClock(t, 2*time.Minute)
 	if _, p := verifyToken(v, tok); p == nil || p.detail != "the token has expired" {
 		t.Fatalf("expired cached token: %v", p)
@@ -92,7 +99,7 @@ func TestVerifierCacheHonoursClock(t *testing.T) {
 	var parsed jwt.MapClaims
 	raw, _ := json.Marshal(early)
 	json.Unmarshal(raw, &parsed)
-	v.cache.put(cacheKey(earlyTok), newIdentity(parsed), now.Add(time.Hour), now)
+	v.cache.put(cacheKey(earlyTok), newIdentity(parsed), now.Add(time.Hour), now, v.cache.generation.Load())
 	if _, p := verifyToken(v, earlyTok); p == nil || p.detail != "the token is not valid yet" {
 		t.Fatalf("cached token before its nbf: %v", p)
 	}
