@@ -80,31 +80,25 @@ func validSessionID(id string) bool {
 // store (serve) or hands the request on (forward). Requests on paths the
 // contract does not describe go to next untouched.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	rt, ok := h.contract.route(r.URL.Path)
-	if !ok {
-		if h.contract.nearMiss(r.URL.Path, r.URL.EscapedPath()) {
-			p := newProblem(kindInvalidRequest, "the path is not one the contract describes, but close to one: check its case, slashes and dot segments")
-			p.errors = []fieldError{{Location: "path", Message: "not a path of the contract"}}
-			h.logger.Debug("request rejected", zap.String("problem", problemKinds[p.kind].slug), zap.String("detail", p.detail))
-			metrics.requests.WithLabelValues("undeclared", statusClass(p.kind.status()), problemKinds[p.kind].slug).Inc()
-			p.write(w)
-			return nil
-		}
-		return next.ServeHTTP(w, r)
-	}
-	if p := checkApp(rt.app); p != nil {
-		p.write(w)
-		return nil
-	}
 	start := time.Now()
-	operation := h.contract.operationName(rt.template, r.Method)
-	id, body, p := h.check(r, rt)
-	if p == nil && h.Mode == ModeForward {
-		return h.forward(w, r, rt, operation, start, body, next)
-	}
-	status := 0
-	if p == nil {
-		status, p = h.serve(w, r, rt, id, body)
+	operation, status := "undeclared", 0
+	var p *problem
+	rt, ok := h.contract.route(r.URL.Path)
+	switch {
+	case ok:
+		operation = h.contract.operationName(rt.template, r.Method)
+		id, body, checkProblem := h.check(r, rt)
+		if checkProblem == nil && h.Mode == ModeForward {
+			return h.forward(w, r, rt, operation, start, body, next)
+		}
+		if p = checkProblem; p == nil {
+			status, p = h.serve(w, r, rt, id, body)
+		}
+	case h.contract.nearMiss(r.URL.Path, r.URL.EscapedPath()):
+		p = newProblem(kindInvalidRequest, "the path is not one the contract describes, but close to one: check its case, slashes and dot segments")
+		p.errors = []fieldError{{Location: "path", Message: "not a path of the contract"}}
+	default:
+		return next.ServeHTTP(w, r)
 	}
 	problemSlug := ""
 	if p != nil {
@@ -129,6 +123,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 // rules), then the request against the document. It returns who is asking
 // and the body it read, if the operation declares one.
 func (h *Handler) check(r *http.Request, rt route) (*identity, *requestBody, *problem) {
+	if p := checkApp(rt.app); p != nil {
+		return nil, nil, p
+	}
 	id, p := h.verifier.verify(r)
 	if p != nil {
 		return nil, nil, p

@@ -51,7 +51,6 @@ type jwksSource struct {
 	logger    *zap.Logger
 	onChange  func()
 	keys      atomic.Pointer[keyfunc.Keyfunc]
-	fetches   atomic.Int64 // successful and failed fetches
 	lastError atomic.Pointer[string]
 	lastFetch atomic.Int64 // unix ms of the last successful fetch
 	keyCount  atomic.Int64 // keys in the last set fetched
@@ -171,7 +170,6 @@ func (s *jwksSource) retry(ctx context.Context) {
 
 func (s *jwksSource) recordError(err error) {
 	metrics.jwksFetches.WithLabelValues("error").Inc()
-	s.fetches.Add(1)
 	msg := s.redact(err)
 	s.lastError.Store(&msg)
 }
@@ -213,7 +211,6 @@ type watchedStorage struct {
 
 func (w *watchedStorage) KeyReplaceAll(ctx context.Context, given []jwkset.JWK) error {
 	metrics.jwksFetches.WithLabelValues("ok").Inc()
-	w.source.fetches.Add(1)
 	w.source.lastFetch.Store(time.Now().UnixMilli())
 	w.source.keyCount.Store(int64(len(given)))
 	if err := w.Storage.KeyReplaceAll(ctx, given); err != nil {
