@@ -60,10 +60,7 @@ type pathInfo struct {
 	literals int // literal segments, for specificity
 	methods  []string
 	allow    string // the Allow header: the declared methods
-	// bodies maps each method whose operation declares a request body to
-	// the media types it declares.
-	bodies map[string][]string
-	ops    map[string]*operation
+	ops      map[string]*operation
 }
 
 // operation is what the request check needs of one operation, worked out
@@ -82,7 +79,10 @@ type operation struct {
 	// the operation declares no JSON body, in which case the library's
 	// body validator checks whatever is declared.
 	bodySchema *jsonschema.Schema
-	// bodyRequired: the operation's request body is required.
+	// hasBody: the operation declares a request body, of bodyTypes;
+	// bodyRequired: it is required.
+	hasBody      bool
+	bodyTypes    []string
 	bodyRequired bool
 	// responses are the declared answers by status ("200", "2XX",
 	// "default"), for checking the next handler's answer in forward mode.
@@ -168,7 +168,7 @@ func parseContract(spec []byte) (*contract, error) {
 }
 
 func newPathInfo(template string, item *v3.PathItem, opts *config.ValidationOptions, version float32) (*pathInfo, error) {
-	info := &pathInfo{template: template, item: item, bodies: map[string][]string{}, ops: map[string]*operation{}}
+	info := &pathInfo{template: template, item: item, ops: map[string]*operation{}}
 	pattern, literals, err := templatePattern(template)
 	if err != nil {
 		return nil, fmt.Errorf("path %s: %v", template, err)
@@ -185,9 +185,10 @@ func newPathInfo(template string, item *v3.PathItem, opts *config.ValidationOpti
 			compiled.name = method + " " + template
 		}
 		if rb := op.Value().RequestBody; rb != nil && rb.Content != nil {
+			compiled.hasBody = true
 			compiled.bodyRequired = rb.Required != nil && *rb.Required
 			for mt := rb.Content.First(); mt != nil; mt = mt.Next() {
-				info.bodies[method] = append(info.bodies[method], strings.ToLower(mt.Key()))
+				compiled.bodyTypes = append(compiled.bodyTypes, strings.ToLower(mt.Key()))
 			}
 			if mt, ok := rb.Content.Get("application/json"); ok && mt != nil && mt.Schema != nil && rb.Content.Len() == 1 {
 				c, err := schema_validation.CompileSchemaForValidation(mt.Schema.Schema(),
@@ -436,7 +437,9 @@ func (c *contract) checkMethod(template, method string) *problem {
 // bodyTypes returns the media types the operation declares for its request
 // body, whether it declares one at all, and whether it requires it.
 func (c *contract) bodyTypes(template, method string) (types []string, declared, required bool) {
-	info := c.paths[template]
-	types, declared = info.bodies[method]
-	return types, declared, declared && info.ops[method].bodyRequired
+	op, ok := c.paths[template].ops[method]
+	if !ok || !op.hasBody {
+		return nil, false, false
+	}
+	return op.bodyTypes, true, op.bodyRequired
 }

@@ -150,10 +150,17 @@ func claimsFor(sub string) jwt.MapClaims {
 	return jwt.MapClaims{"sub": sub, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
 }
 
-// sign makes a token; it fails the test if signing fails.
+// sign makes a token with the test key for alg; it fails the test if
+// signing fails.
 func sign(t testing.TB, alg string, claims jwt.MapClaims) string {
 	t.Helper()
-	tok, err := jwt.NewWithClaims(jwt.GetSigningMethod(alg), claims).SignedString(signingKey(alg))
+	return signWith(t, alg, signingKey(alg), claims)
+}
+
+// signWith makes a token with the given key and no kid.
+func signWith(t testing.TB, alg string, key any, claims jwt.MapClaims) string {
+	t.Helper()
+	tok, err := jwt.NewWithClaims(jwt.GetSigningMethod(alg), claims).SignedString(key)
 	if err != nil {
 		t.Fatalf("signing %s: %v", alg, err)
 	}
