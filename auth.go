@@ -395,13 +395,14 @@ func tokenFailure(err error) (reason, detail string) {
 	return "unverifiable", "the token cannot be verified"
 }
 
-// account returns the account a token speaks for: its sub claim.
-func (id *identity) account() (string, *problem) {
+// owner returns who the token speaks for in app: its issuer and subject
+// together. A token without sub speaks for no account.
+func (id *identity) owner(app string) (Owner, *problem) {
 	if id.subject == "" {
-		return "", invalidToken("no_sub", "the token has no sub claim")
+		return Owner{}, invalidToken("no_sub", "the token has no sub claim")
 	}
-	if strings.ContainsRune(id.subject, 0) {
-		return "", invalidToken("claims", "the token's sub claim holds a NUL character")
+	if strings.ContainsRune(id.subject, 0) || strings.ContainsRune(id.issuer, 0) {
+		return Owner{}, invalidToken("claims", "the token's sub or iss claim holds a NUL character")
 	}
-	return id.subject, nil
+	return Owner{App: app, Issuer: id.issuer, Subject: id.subject}, nil
 }

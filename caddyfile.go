@@ -47,7 +47,14 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			cache_size            <entries>
 //			cache_ttl             <duration>
 //		}
-//		store           memory [<name>]
+//		app_claim       <claim>
+//		apps            <app...>
+//		store           memory [<name>] {
+//			sweep_interval    <duration>
+//			max_live_sessions <n>
+//			max_bytes         <size>
+//		}
+//		store           redis <url> { ... }
 //		session_timeout <duration>
 //		max_sessions    <n>
 //		validate_responses off | report | enforce
@@ -138,6 +145,16 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("max_sessions: want a positive integer, got %q", d.Val())
 			}
 			h.MaxSessions = n
+		case "app_claim":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			h.AppClaim = d.Val()
+		case "apps":
+			h.Apps = append(h.Apps, d.RemainingArgs()...)
+			if len(h.Apps) == 0 {
+				return d.Errf("apps: name at least one app")
+			}
 		default:
 			return d.Errf("unrecognized subdirective %q", sub)
 		}

@@ -15,6 +15,7 @@ import (
 // are shared between requests.
 type identity struct {
 	claims    jwt.MapClaims
+	issuer    string    // "" when the token has no iss
 	subject   string    // "" when the token has no sub
 	expires   time.Time // exp
 	notBefore time.Time // nbf; zero when absent
@@ -22,6 +23,7 @@ type identity struct {
 
 func newIdentity(claims jwt.MapClaims) *identity {
 	id := &identity{claims: claims}
+	id.issuer, _ = claims.GetIssuer()
 	id.subject, _ = claims.GetSubject()
 	if exp, _ := claims.GetExpirationTime(); exp != nil {
 		id.expires = exp.Time

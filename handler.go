@@ -3,6 +3,7 @@ package ownidsessions
 import (
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -87,12 +88,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	switch {
 	case ok:
 		operation = h.contract.operationName(rt.template, r.Method)
-		id, body, checkProblem := h.check(r, rt)
+		owner, body, checkProblem := h.check(r, rt)
 		if checkProblem == nil && h.Mode == ModeForward {
 			return h.forward(w, r, rt, operation, start, body, next)
 		}
 		if p = checkProblem; p == nil {
-			status, p = h.serve(w, r, rt, id, body)
+			status, p = h.serve(w, r, rt, owner, body)
 		}
 	case h.contract.nearMiss(r.URL.Path, r.URL.EscapedPath()):
 		p = newProblem(kindInvalidRequest, "the path is not one the contract describes, but close to one: check its case, slashes and dot segments")
@@ -120,31 +121,38 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 }
 
 // check runs the checks in the contract's order: the token (and claim
-// rules), then the request against the document. It returns who is asking
-// and the body it read, if the operation declares one.
-func (h *Handler) check(r *http.Request, rt route) (*identity, *requestBody, *problem) {
+// rules), the app the token may use, then the request against the document.
+// It returns who is asking (in serve mode) and the body it read, if the
+// operation declares one.
+func (h *Handler) check(r *http.Request, rt route) (Owner, *requestBody, *problem) {
+	var owner Owner
 	if p := checkApp(rt.app); p != nil {
-		return nil, nil, p
+		return owner, nil, p
 	}
 	id, p := h.verifier.verify(r)
 	if p != nil {
-		return nil, nil, p
+		return owner, nil, p
 	}
 	if h.Mode == ModeServe {
-		if _, p := id.account(); p != nil {
-			return nil, nil, p
+		if owner, p = id.owner(rt.app); p != nil {
+			return owner, nil, p
 		}
+	}
+	if !h.appAllowed(rt.app, id) {
+		// As for a session that does not exist: no oracle of which apps
+		// there are, and nothing stored or forwarded.
+		return owner, nil, newProblem(kindNotFound, "no such session for this app and account")
 	}
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		repl.Map(id.placeholder)
 	}
 	if p := h.contract.checkMethod(rt.template, r.Method); p != nil {
-		return nil, nil, p
+		return owner, nil, p
 	}
 	if rt.template == itemPath && h.contract.sessions && !validSessionID(rt.sessionID) {
 		p := newProblem(kindInvalidSessionID, "a session id is 1 to 128 characters from A-Z a-z 0-9 . _ ~ -")
 		p.errors = []fieldError{{Location: "sessionId", Message: "not a valid session id"}}
-		return nil, nil, p
+		return owner, nil, p
 	}
 	var body *requestBody
 	types, declared, required := h.contract.bodyTypes(rt.template, r.Method)
@@ -152,29 +160,27 @@ func (h *Handler) check(r *http.Request, rt route) (*identity, *requestBody, *pr
 	if declared && (required || sent) {
 		isJSON, p := checkMediaType(r, types)
 		if p != nil {
-			return nil, nil, p
+			return owner, nil, p
 		}
 		body = &requestBody{}
 		if body.raw, p = readBody(r, h.MaxBody); p != nil {
-			return nil, nil, p
+			return owner, nil, p
 		}
 		if isJSON {
 			if body.doc, p = parseJSON(body.raw); p != nil {
-				return nil, nil, p
+				return owner, nil, p
 			}
 		}
 	}
 	if p := h.contract.validateRequest(r, rt, body); p != nil {
-		return nil, nil, p
+		return owner, nil, p
 	}
-	return id, body, nil
+	return owner, body, nil
 }
 
 // serve answers the operation from the store. It writes the success
 // response itself and returns any rejection for ServeHTTP to write.
-func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rt route, id *identity, body *requestBody) (int, *problem) {
-	account := id.subject
-	owner := Owner{App: rt.app, Account: account}
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rt route, owner Owner, body *requestBody) (int, *problem) {
 	if (r.Method == http.MethodPost || r.Method == http.MethodPut) && (body == nil || body.doc == nil) {
 		// Only a spec of the user's can leave a write without a JSON body.
 		return 0, newProblem(kindInvalidRequest, "a JSON object body is required")
@@ -247,6 +253,31 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rt route, id *id
 	// module does not implement: only possible with an edited contract.
 	return 0, newProblem(kindMethodNotAllowed, r.Method+" is not served on this path").
 		withHeader("Allow", h.contract.paths[rt.template].allow)
+}
+
+// appAllowed says whether the token may use app, compared without its
+// leading "/" (OwnID's {appId}): it must be one of apps, when they are
+// set, and equal the app_claim claim (or one of its values), when that is
+// set.
+func (h *Handler) appAllowed(app string, id *identity) bool {
+	name := strings.TrimPrefix(app, "/")
+	if len(h.Apps) > 0 && !slices.Contains(h.Apps, name) {
+		return false
+	}
+	if h.AppClaim == "" {
+		return true
+	}
+	switch v := id.claims[h.AppClaim].(type) {
+	case string:
+		return v == name
+	case []any:
+		for _, e := range v {
+			if s, ok := e.(string); ok && s == name {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // storeProblem maps a store error to its problem.

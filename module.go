@@ -8,6 +8,7 @@ package ownidsessions
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -80,6 +81,20 @@ type Handler struct {
 	// How many live sessions one account may hold in one app; creating one
 	// more gets 429. Default: 100.
 	MaxSessions int `json:"max_sessions,omitempty"`
+
+	// Binds apps to tokens: the app (the path prefix before
+	// /accounts/sessions, compared without its leading "/", OwnID's
+	// {appId}) must equal this claim of the token, or one of its values
+	// when the claim is an array. Any other app answers 404, as for a
+	// session that does not exist, and nothing is stored or forwarded.
+	// Default: none (any app, see Apps).
+	AppClaim string `json:"app_claim,omitempty"`
+
+	// The only apps served (each without the leading "/"); any other app
+	// answers 404 and nothing is stored or forwarded. Default: none. With
+	// neither this nor AppClaim, a token may create sessions under any app
+	// prefix it makes up; set one of the two.
+	Apps []string `json:"apps,omitempty"`
 
 	// Forward mode: what to do with the next handler's answer. "off" passes
 	// it on unchecked (and streaming); "report" (the default) checks it
@@ -203,6 +218,15 @@ func (h *Handler) checkLimits() error {
 	}
 	if h.MaxSessions < 0 {
 		return fmt.Errorf("max_sessions: must be positive, got %d", h.MaxSessions)
+	}
+	for i, app := range h.Apps {
+		h.Apps[i] = strings.TrimPrefix(app, "/")
+		if h.Apps[i] == "" || checkApp("/"+h.Apps[i]) != nil {
+			return fmt.Errorf("apps: %q is not an app name (the path segment before /accounts/sessions)", app)
+		}
+	}
+	if strings.TrimSpace(h.AppClaim) != h.AppClaim {
+		return fmt.Errorf("app_claim: %q is not a claim name", h.AppClaim)
 	}
 	return nil
 }

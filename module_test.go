@@ -3,12 +3,14 @@ package ownidsessions
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -104,7 +106,7 @@ func call(t *testing.T, tc *caddytest.Tester, rq request) reply {
 	for k, v := range rq.header {
 		req.Header.Set(k, v)
 	}
-	resp, err := tc.Client.Do(req)
+	resp, err := doSettled(t, tc, req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", rq.method, rq.path, err)
 	}
@@ -116,6 +118,30 @@ func call(t *testing.T, tc *caddytest.Tester, rq request) reply {
 	r := reply{status: resp.StatusCode, header: resp.Header, body: data}
 	checkAgainstContract(t, rq, resp, data)
 	return r
+}
+
+// doSettled sends req, once more if the connection was dropped before any
+// answer came. Caddy binds each config's listener anew with SO_REUSEPORT, so
+// a connection made while a config is being replaced can land in the old
+// listener's queue and be reset when it closes, before any handler read it:
+// that is the reload, not the module under test.
+func doSettled(t *testing.T, tc *caddytest.Tester, req *http.Request) (*http.Response, error) {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		if req.GetBody != nil && attempt > 1 {
+			body, err := req.GetBody()
+			if err != nil {
+				return nil, err
+			}
+			req.Body = body
+		}
+		resp, err := tc.Client.Do(req)
+		if err == nil || attempt == 3 || !(errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) {
+			return resp, err
+		}
+		t.Logf("%s %s: connection dropped during a config change (%v); sending again", req.Method, req.URL.Path, err)
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // checkAgainstContract validates a response of the module with the

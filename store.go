@@ -55,10 +55,15 @@ func (e StoreFullError) Error() string        { return ErrStoreFull.Error() }
 func (e StoreFullError) Is(target error) bool { return target == ErrStoreFull }
 
 // Owner is who a session belongs to: the app (the path prefix before
-// /accounts/sessions) and the account (the token's sub).
+// /accounts/sessions) and the account, which is the verified token's issuer
+// and subject together, so that two issuers' "alice" are two accounts.
 type Owner struct {
-	App     string
-	Account string
+	App string
+	// Issuer is the token's iss; "" for a token without one (an iss of ""
+	// names no issuer either), which is its own value: no issuer's
+	// accounts meet it.
+	Issuer  string
+	Subject string
 }
 
 // Session is one stored session.

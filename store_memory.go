@@ -1,6 +1,7 @@
 package ownidsessions
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/dustin/go-humanize"
 )
 
 func init() {
@@ -28,6 +30,15 @@ const (
 	defaultMemoryStoreName = "default"
 	defaultSweepInterval   = time.Minute
 	defaultMaxLiveSessions = 1_000_000
+	defaultMaxBytes        = 1 << 30
+
+	// sessionOverhead is what the table holds for a session besides the
+	// bytes of its owner, id and payload: the Session value, its map
+	// entries and, in the worst case of one session per owner, the owner's
+	// own map. Measured by TestStoredBytesBoundTheHeap (about 435 bytes
+	// for one session per owner); rounded up so that the budget bounds
+	// the heap rather than estimates it.
+	sessionOverhead = 512
 )
 
 // MemoryStore keeps sessions in this Caddy process. They survive config
@@ -48,6 +59,15 @@ type MemoryStore struct {
 	// creating a session gets 503 while reads, updates and deletes go on.
 	// Sessions that expired count until they are swept. Default: 1000000.
 	MaxLiveSessions int `json:"max_live_sessions,omitempty"`
+
+	// The most bytes the table holds, for all apps and accounts together:
+	// each session counts its payload (rounded up as Go's allocator rounds
+	// it), id and owner (app, issuer, subject) plus a fixed overhead of 512
+	// bytes. A create, or an update
+	// that grows a payload, that would pass it gets 503 and writes
+	// nothing; deletes and expiry make room. Sessions that expired count
+	// until they are swept. Default: 1 GiB.
+	MaxBytes int64 `json:"max_bytes,omitempty"`
 
 	table *sessionTable
 	// sweeperDone is closed when this config's sweeper has stopped.
@@ -79,6 +99,12 @@ func (m *MemoryStore) Provision(ctx caddy.Context) error {
 	}
 	if m.MaxLiveSessions < 0 {
 		return fmt.Errorf("max_live_sessions: must be positive, got %d", m.MaxLiveSessions)
+	}
+	if m.MaxBytes == 0 {
+		m.MaxBytes = defaultMaxBytes
+	}
+	if m.MaxBytes < 0 {
+		return fmt.Errorf("max_bytes: must be positive, got %d", m.MaxBytes)
 	}
 	val, _, err := memoryTables.LoadOrNew(m.Name, func() (caddy.Destructor, error) {
 		return newSessionTable(), nil
@@ -117,6 +143,7 @@ func (m *MemoryStore) sweepUntilDone(ctx context.Context, every time.Duration) {
 //	store memory [<name>] {
 //		sweep_interval    <duration>
 //		max_live_sessions <n>
+//		max_bytes         <size>
 //	}
 func (m *MemoryStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the store type
@@ -146,6 +173,15 @@ func (m *MemoryStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("max_live_sessions: want a positive integer, got %q", d.Val())
 			}
 			m.MaxLiveSessions = n
+		case "max_bytes":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			size, err := humanize.ParseBytes(d.Val())
+			if err != nil || size == 0 || size > 1<<50 {
+				return d.Errf("max_bytes: invalid size %q", d.Val())
+			}
+			m.MaxBytes = int64(size)
 		default:
 			return d.Errf("store memory: unrecognized subdirective %q", d.Val())
 		}
@@ -154,11 +190,20 @@ func (m *MemoryStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 }
 
 func (m *MemoryStore) Create(_ context.Context, owner Owner, s Session, maxPerOwner int, now time.Time) (Session, error) {
-	s, err := m.table.create(owner, s, maxPerOwner, m.MaxLiveSessions, now)
+	// The table keeps a copy of its own, exactly as large as the payload,
+	// so that it never holds on to the request's buffers.
+	s.Payload = bytes.Clone(s.Payload)
+	s, err := m.table.create(owner, s, maxPerOwner, tableLimits{m.MaxLiveSessions, m.MaxBytes}, now)
+	return s, m.retryLater(err)
+}
+
+// retryLater gives a full store's error the hint of when room may come
+// back: the next sweep.
+func (m *MemoryStore) retryLater(err error) error {
 	if errors.Is(err, ErrStoreFull) {
-		return s, StoreFullError{RetryAfter: time.Duration(m.SweepInterval)}
+		return StoreFullError{RetryAfter: time.Duration(m.SweepInterval)}
 	}
-	return s, err
+	return err
 }
 
 func (m *MemoryStore) List(_ context.Context, owner Owner, now time.Time) ([]Session, error) {
@@ -170,7 +215,8 @@ func (m *MemoryStore) Get(_ context.Context, owner Owner, id string, now time.Ti
 }
 
 func (m *MemoryStore) Update(_ context.Context, owner Owner, id string, payload json.RawMessage, cond *ifMatch, now time.Time) (Session, error) {
-	return m.table.update(owner, id, payload, cond, now)
+	s, err := m.table.update(owner, id, bytes.Clone(payload), cond, m.MaxBytes, now)
+	return s, m.retryLater(err)
 }
 
 func (m *MemoryStore) Delete(_ context.Context, owner Owner, id string, cond *ifMatch, now time.Time) error {
@@ -183,6 +229,7 @@ func (m *MemoryStore) Delete(_ context.Context, owner Owner, id string, cond *if
 type sessionTable struct {
 	seed   maphash.Seed
 	live   atomic.Int64 // sessions held, expired or not, until removed
+	bytes  atomic.Int64 // storedSize of those sessions
 	shards [256]tableShard
 	// afterShard, when set (tests), runs after the sweep has released a
 	// shard's lock.
@@ -209,7 +256,34 @@ func (t *sessionTable) shard(owner Owner) *tableShard {
 	return &t.shards[maphash.Comparable(t.seed, owner)%uint64(len(t.shards))]
 }
 
-func (t *sessionTable) create(owner Owner, s Session, maxPerOwner, maxLive int, now time.Time) (Session, error) {
+// tableLimits are the table-wide caps a create is held to.
+type tableLimits struct {
+	live  int   // sessions
+	bytes int64 // storedSize
+}
+
+// storedSize is what a session counts against max_bytes.
+func storedSize(owner Owner, s *Session) int64 {
+	return int64(sessionOverhead+len(owner.App)+len(owner.Issuer)+len(owner.Subject)+len(s.ID)) + payloadCost(len(s.Payload))
+}
+
+// payloadCost is the heap a payload of n bytes takes: Go rounds a small
+// allocation up to its size class (at most an eighth more) and a large one
+// (over 32 KiB) up to whole 8 KiB pages.
+func payloadCost(n int) int64 {
+	if n > 32<<10 {
+		return int64(n+8191) &^ 8191
+	}
+	return int64(n + n/8)
+}
+
+// forget accounts for a session that has left the table.
+func (t *sessionTable) forget(owner Owner, s *Session) {
+	t.live.Add(-1)
+	t.bytes.Add(-storedSize(owner, s))
+}
+
+func (t *sessionTable) create(owner Owner, s Session, maxPerOwner int, limits tableLimits, now time.Time) (Session, error) {
 	sh := t.shard(owner)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -217,17 +291,18 @@ func (t *sessionTable) create(owner Owner, s Session, maxPerOwner, maxLive int, 
 	for id, old := range sessions {
 		if old.expired(now) {
 			delete(sessions, id)
-			t.live.Add(-1)
+			t.forget(owner, old)
 		}
 	}
 	if len(sessions) >= maxPerOwner {
 		return Session{}, ErrTooManySessions
 	}
-	// The cap is checked and the count raised under this shard's lock
-	// only: concurrent creates in other shards can pass it together by at
-	// most one each, a bounded overshoot that keeps creates lock-free
-	// across shards.
-	if t.live.Load() >= int64(maxLive) {
+	// The caps are checked and the counts raised under this shard's lock
+	// only: concurrent writes in other shards can pass them together by at
+	// most one session each, a bounded overshoot that keeps writes
+	// lock-free across shards.
+	size := storedSize(owner, &s)
+	if t.live.Load() >= int64(limits.live) || t.bytes.Load()+size > limits.bytes {
 		return Session{}, ErrStoreFull
 	}
 	if sessions == nil {
@@ -243,6 +318,7 @@ func (t *sessionTable) create(owner Owner, s Session, maxPerOwner, maxLive int, 
 	stored := s
 	sessions[s.ID] = &stored
 	t.live.Add(1)
+	t.bytes.Add(size)
 	return s, nil
 }
 
@@ -282,13 +358,13 @@ func (t *sessionTable) liveSession(sh *tableShard, owner Owner, id string, now t
 	}
 	if s.expired(now) {
 		delete(sessions, id)
-		t.live.Add(-1)
+		t.forget(owner, s)
 		return nil, false
 	}
 	return s, true
 }
 
-func (t *sessionTable) update(owner Owner, id string, payload json.RawMessage, cond *ifMatch, now time.Time) (Session, error) {
+func (t *sessionTable) update(owner Owner, id string, payload json.RawMessage, cond *ifMatch, maxBytes int64, now time.Time) (Session, error) {
 	sh := t.shard(owner)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -300,6 +376,11 @@ func (t *sessionTable) update(owner Owner, id string, payload json.RawMessage, c
 		return Session{}, ErrPreconditionFailed
 	}
 	if payload != nil {
+		grow := payloadCost(len(payload)) - payloadCost(len(s.Payload))
+		if grow > 0 && t.bytes.Load()+grow > maxBytes {
+			return Session{}, ErrStoreFull
+		}
+		t.bytes.Add(grow)
 		s.Payload = payload
 	}
 	s.LastActive = now
@@ -320,7 +401,7 @@ func (t *sessionTable) remove(owner Owner, id string, cond *ifMatch, now time.Ti
 	}
 	sessions := sh.owners[owner]
 	delete(sessions, id)
-	t.live.Add(-1)
+	t.forget(owner, s)
 	if len(sessions) == 0 {
 		delete(sh.owners, owner)
 	}
@@ -337,6 +418,7 @@ func (t *sessionTable) sweep(now time.Time) (removed int) {
 			for id, s := range sessions {
 				if s.expired(now) {
 					delete(sessions, id)
+					t.bytes.Add(-storedSize(owner, s))
 					removed++
 				}
 			}

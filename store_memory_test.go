@@ -1,10 +1,12 @@
 package ownidsessions
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"slices"
 	"strconv"
@@ -24,8 +26,8 @@ func newTestSession(now time.Time, timeout time.Duration) Session {
 
 func TestSessionTableLifecycle(t *testing.T) {
 	tbl := newSessionTable()
-	alice := Owner{App: "/app", Account: "alice"}
-	s, err := tbl.create(alice, newTestSession(t0, time.Minute), 10, 1000, t0)
+	alice := Owner{App: "/app", Subject: "alice"}
+	s, err := tbl.create(alice, newTestSession(t0, time.Minute), 10, tableLimits{1000, 1 << 40}, t0)
 	if err != nil || s.Revision != 1 || s.ETag() != `"1"` {
 		t.Fatalf("create: %+v %v", s, err)
 	}
@@ -37,15 +39,15 @@ func TestSessionTableLifecycle(t *testing.T) {
 	// Update keeps the payload when none is given, refreshes lastActive,
 	// and moves the revision every time.
 	at := t0.Add(50 * time.Second)
-	up, err := tbl.update(alice, s.ID, nil, nil, at)
+	up, err := tbl.update(alice, s.ID, nil, nil, 1<<40, at)
 	if err != nil || string(up.Payload) != `{"a":1}` || up.LastActive != at || up.Revision != 2 {
 		t.Fatalf("update without payload: %+v %v", up, err)
 	}
-	up, err = tbl.update(alice, s.ID, json.RawMessage(`{"b":2}`), &ifMatch{tags: []string{`"2"`}}, at)
+	up, err = tbl.update(alice, s.ID, json.RawMessage(`{"b":2}`), &ifMatch{tags: []string{`"2"`}}, 1<<40, at)
 	if err != nil || string(up.Payload) != `{"b":2}` || up.Revision != 3 {
 		t.Fatalf("update with matching If-Match: %+v %v", up, err)
 	}
-	if _, err := tbl.update(alice, s.ID, json.RawMessage(`{}`), &ifMatch{tags: []string{`"2"`}}, at); !errors.Is(err, ErrPreconditionFailed) {
+	if _, err := tbl.update(alice, s.ID, json.RawMessage(`{}`), &ifMatch{tags: []string{`"2"`}}, 1<<40, at); !errors.Is(err, ErrPreconditionFailed) {
 		t.Fatalf("stale If-Match: %v", err)
 	}
 	if got, _ := tbl.get(alice, s.ID, at); got.Revision != 3 || string(got.Payload) != `{"b":2}` {
@@ -67,18 +69,18 @@ func TestSessionTableLifecycle(t *testing.T) {
 
 func TestSessionTableIsolation(t *testing.T) {
 	tbl := newSessionTable()
-	alice := Owner{App: "/app", Account: "alice"}
-	s, _ := tbl.create(alice, newTestSession(t0, time.Minute), 10, 1000, t0)
+	alice := Owner{App: "/app", Subject: "alice"}
+	s, _ := tbl.create(alice, newTestSession(t0, time.Minute), 10, tableLimits{1000, 1 << 40}, t0)
 	for _, other := range []Owner{
-		{App: "/app", Account: "bob"},
-		{App: "/other", Account: "alice"},
-		{App: "", Account: "alice"},
-		{App: "/app", Account: "ALICE"},
+		{App: "/app", Subject: "bob"},
+		{App: "/other", Subject: "alice"},
+		{App: "", Subject: "alice"},
+		{App: "/app", Subject: "ALICE"},
 	} {
 		if _, err := tbl.get(other, s.ID, t0); !errors.Is(err, ErrNotFound) {
 			t.Errorf("%+v get: %v", other, err)
 		}
-		if _, err := tbl.update(other, s.ID, nil, nil, t0); !errors.Is(err, ErrNotFound) {
+		if _, err := tbl.update(other, s.ID, nil, nil, 1<<40, t0); !errors.Is(err, ErrNotFound) {
 			t.Errorf("%+v update: %v", other, err)
 		}
 		if err := tbl.remove(other, s.ID, nil, t0); !errors.Is(err, ErrNotFound) {
@@ -95,9 +97,9 @@ func TestSessionTableIsolation(t *testing.T) {
 
 func TestSessionTableExpiry(t *testing.T) {
 	tbl := newSessionTable()
-	o := Owner{Account: "carol"}
-	s, _ := tbl.create(o, newTestSession(t0, time.Minute), 10, 1000, t0)
-	long, _ := tbl.create(o, newTestSession(t0, time.Hour), 10, 1000, t0)
+	o := Owner{Subject: "carol"}
+	s, _ := tbl.create(o, newTestSession(t0, time.Minute), 10, tableLimits{1000, 1 << 40}, t0)
+	long, _ := tbl.create(o, newTestSession(t0, time.Hour), 10, tableLimits{1000, 1 << 40}, t0)
 
 	// Alive until lastActive+timeout, exactly; gone from that instant.
 	if _, err := tbl.get(o, s.ID, t0.Add(time.Minute-time.Millisecond)); err != nil {
@@ -110,12 +112,12 @@ func TestSessionTableExpiry(t *testing.T) {
 	if l := tbl.list(o, end); len(l) != 1 || l[0].ID != long.ID {
 		t.Fatalf("list at expiry: %+v", l)
 	}
-	if _, err := tbl.update(o, s.ID, nil, nil, end); !errors.Is(err, ErrNotFound) {
+	if _, err := tbl.update(o, s.ID, nil, nil, 1<<40, end); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("update after expiry: %v", err)
 	}
 
 	// The sweep removes what expired and nothing else.
-	s2, _ := tbl.create(o, newTestSession(end, time.Minute), 10, 1000, end)
+	s2, _ := tbl.create(o, newTestSession(end, time.Minute), 10, tableLimits{1000, 1 << 40}, end)
 	if n := tbl.sweep(end.Add(2 * time.Minute)); n != 1 {
 		t.Fatalf("sweep removed %d, want 1 (s2)", n)
 	}
@@ -129,21 +131,21 @@ func TestSessionTableExpiry(t *testing.T) {
 
 func TestSessionTableMaxPerOwner(t *testing.T) {
 	tbl := newSessionTable()
-	o := Owner{App: "/a", Account: "dave"}
+	o := Owner{App: "/a", Subject: "dave"}
 	for i := 0; i < 3; i++ {
-		if _, err := tbl.create(o, newTestSession(t0, time.Minute), 3, 1000, t0); err != nil {
+		if _, err := tbl.create(o, newTestSession(t0, time.Minute), 3, tableLimits{1000, 1 << 40}, t0); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := tbl.create(o, newTestSession(t0, time.Minute), 3, 1000, t0); !errors.Is(err, ErrTooManySessions) {
+	if _, err := tbl.create(o, newTestSession(t0, time.Minute), 3, tableLimits{1000, 1 << 40}, t0); !errors.Is(err, ErrTooManySessions) {
 		t.Fatalf("fourth: %v", err)
 	}
-	if _, err := tbl.create(Owner{App: "/a", Account: "erin"}, newTestSession(t0, time.Minute), 3, 1000, t0); err != nil {
+	if _, err := tbl.create(Owner{App: "/a", Subject: "erin"}, newTestSession(t0, time.Minute), 3, tableLimits{1000, 1 << 40}, t0); err != nil {
 		t.Fatalf("another account is limited by dave's sessions: %v", err)
 	}
 	// Expired sessions do not count.
 	later := t0.Add(time.Minute)
-	if _, err := tbl.create(o, newTestSession(later, time.Minute), 3, 1000, later); err != nil {
+	if _, err := tbl.create(o, newTestSession(later, time.Minute), 3, tableLimits{1000, 1 << 40}, later); err != nil {
 		t.Fatalf("expired sessions still counted: %v", err)
 	}
 }
@@ -152,8 +154,8 @@ func TestSessionTableMaxPerOwner(t *testing.T) {
 // session: with If-Match, every acknowledged write is kept.
 func TestSessionTableConcurrentIfMatch(t *testing.T) {
 	tbl := newSessionTable()
-	o := Owner{Account: "race"}
-	s, _ := tbl.create(o, newTestSession(t0, time.Hour), 10, 1000, t0)
+	o := Owner{Subject: "race"}
+	s, _ := tbl.create(o, newTestSession(t0, time.Hour), 10, tableLimits{1000, 1 << 40}, t0)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	acked := 0
@@ -170,7 +172,7 @@ func TestSessionTableConcurrentIfMatch(t *testing.T) {
 				var n int
 				_ = json.Unmarshal(cur.Payload, &struct{ N *int }{&n})
 				next := json.RawMessage(fmt.Sprintf(`{"N":%d}`, n+1))
-				_, err = tbl.update(o, s.ID, next, &ifMatch{tags: []string{cur.ETag()}}, t0)
+				_, err = tbl.update(o, s.ID, next, &ifMatch{tags: []string{cur.ETag()}}, 1<<40, t0)
 				if err == nil {
 					mu.Lock()
 					acked++
@@ -196,7 +198,7 @@ func TestMemoryStoreSharedAcrossConfigs(t *testing.T) {
 	if err := a.Provision(ctx1); err != nil {
 		t.Fatal(err)
 	}
-	o := Owner{Account: "ivan"}
+	o := Owner{Subject: "ivan"}
 	s, err := a.Create(context.Background(), o, newTestSession(t0, time.Hour), 10, t0)
 	if err != nil {
 		t.Fatal(err)
@@ -274,8 +276,8 @@ func TestNewSessionID(t *testing.T) {
 
 func BenchmarkSessionTableGet(b *testing.B) {
 	tbl := newSessionTable()
-	o := Owner{App: "/app", Account: "bench"}
-	s, _ := tbl.create(o, newTestSession(t0, time.Hour), 10, 1000, t0)
+	o := Owner{App: "/app", Subject: "bench"}
+	s, _ := tbl.create(o, newTestSession(t0, time.Hour), 10, tableLimits{1000, 1 << 40}, t0)
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := tbl.get(o, s.ID, t0); err != nil {
@@ -286,12 +288,12 @@ func BenchmarkSessionTableGet(b *testing.B) {
 
 func BenchmarkSessionTableUpdate(b *testing.B) {
 	tbl := newSessionTable()
-	o := Owner{App: "/app", Account: "bench"}
-	s, _ := tbl.create(o, newTestSession(t0, time.Hour), 10, 1000, t0)
+	o := Owner{App: "/app", Subject: "bench"}
+	s, _ := tbl.create(o, newTestSession(t0, time.Hour), 10, tableLimits{1000, 1 << 40}, t0)
 	payload := json.RawMessage(`{"theme":"dark"}`)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := tbl.update(o, s.ID, payload, nil, t0); err != nil {
+		if _, err := tbl.update(o, s.ID, payload, nil, 1<<40, t0); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -312,8 +314,8 @@ func TestSweeperStopsWithConfig(t *testing.T) {
 		stores = append(stores, m)
 		cancels = append(cancels, cancel)
 	}
-	o := Owner{Account: "sweeper"}
-	s, _ := stores[2].table.create(o, newTestSession(testNow(), time.Hour), 10, 1000, testNow())
+	o := Owner{Subject: "sweeper"}
+	s, _ := stores[2].table.create(o, newTestSession(testNow(), time.Hour), 10, tableLimits{1000, 1 << 40}, testNow())
 	for i, cancel := range cancels[:2] {
 		cancel()
 		select {
@@ -340,8 +342,8 @@ func TestSweepHoldsNoGlobalLock(t *testing.T) {
 	tbl := newSessionTable()
 	var owners []Owner
 	for i := 0; i < 2000; i++ {
-		o := Owner{App: "/s", Account: fmt.Sprint("acct-", i)}
-		tbl.create(o, newTestSession(t0, time.Minute), 10, 1<<20, t0)
+		o := Owner{App: "/s", Subject: fmt.Sprint("acct-", i)}
+		tbl.create(o, newTestSession(t0, time.Minute), 10, tableLimits{1 << 20, 1 << 40}, t0)
 		owners = append(owners, o)
 	}
 	paused, resume := make(chan struct{}), make(chan struct{})
@@ -358,7 +360,7 @@ func TestSweepHoldsNoGlobalLock(t *testing.T) {
 	go func() {
 		for _, o := range owners {
 			tbl.list(o, t0)
-			tbl.create(o, newTestSession(t0.Add(time.Hour), time.Hour), 10, 1<<20, t0.Add(time.Hour))
+			tbl.create(o, newTestSession(t0.Add(time.Hour), time.Hour), 10, tableLimits{1 << 20, 1 << 40}, t0.Add(time.Hour))
 		}
 		close(served)
 	}()
@@ -386,9 +388,9 @@ func TestBytesPerSession(t *testing.T) {
 	runtime.ReadMemStats(&before)
 	tbl := newSessionTable()
 	for i := 0; i < n; i++ {
-		o := Owner{App: "/app", Account: "account-" + strconv.Itoa(i/10)}
+		o := Owner{App: "/app", Subject: "account-" + strconv.Itoa(i/10)}
 		s := Session{ID: newSessionID(), Created: t0, LastActive: t0, Timeout: time.Hour, Payload: append(json.RawMessage(nil), payload...)}
-		if _, err := tbl.create(o, s, 100, n, t0); err != nil {
+		if _, err := tbl.create(o, s, 100, tableLimits{n, 1 << 40}, t0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -415,8 +417,8 @@ func BenchmarkGetLatency(b *testing.B) {
 		tbl := newSessionTable()
 		refs := make([]ref, 0, n)
 		for i := 0; i < n; i++ {
-			o := Owner{App: "/app", Account: "account-" + strconv.Itoa(i/10)}
-			s, _ := tbl.create(o, Session{ID: newSessionID(), Created: t0, LastActive: t0, Timeout: time.Hour, Payload: payload}, 100, n, t0)
+			o := Owner{App: "/app", Subject: "account-" + strconv.Itoa(i/10)}
+			s, _ := tbl.create(o, Session{ID: newSessionID(), Created: t0, LastActive: t0, Timeout: time.Hour, Payload: payload}, 100, tableLimits{n, 1 << 40}, t0)
 			refs = append(refs, ref{o, s.ID})
 		}
 		runtime.GC()
@@ -428,7 +430,7 @@ func BenchmarkGetLatency(b *testing.B) {
 				i++
 				// The keys arrive with the request, fresh in cache: only
 				// the table's own memory is cold.
-				o := Owner{App: strings.Clone(r.o.App), Account: strings.Clone(r.o.Account)}
+				o := Owner{App: strings.Clone(r.o.App), Subject: strings.Clone(r.o.Subject)}
 				id := strings.Clone(r.id)
 				start := time.Now()
 				if _, err := tbl.get(o, id, t0); err != nil {
@@ -459,4 +461,136 @@ func BenchmarkGetLatency(b *testing.B) {
 			<-stopped
 		})
 	}
+}
+
+func TestSessionTableByteBudget(t *testing.T) {
+	tbl := newSessionTable()
+	o := Owner{App: "/app", Issuer: "https://issuer.example", Subject: "budget"}
+	payload := json.RawMessage(`{"p":"` + strings.Repeat("x", 1000) + `"}`)
+	mk := func() Session {
+		return Session{ID: newSessionID(), Created: t0, LastActive: t0, Timeout: time.Hour, Payload: payload}
+	}
+	one := storedSize(o, &Session{ID: newSessionID(), Payload: payload})
+	limits := tableLimits{live: 1000, bytes: 3 * one}
+	var ids []string
+	for i := 0; i < 3; i++ {
+		s, err := tbl.create(o, mk(), 100, limits, t0)
+		if err != nil {
+			t.Fatalf("create %d within the budget: %v", i, err)
+		}
+		ids = append(ids, s.ID)
+	}
+	if got := tbl.bytes.Load(); got != 3*one {
+		t.Fatalf("bytes held: %d, want %d", got, 3*one)
+	}
+	if _, err := tbl.create(o, mk(), 100, limits, t0); !errors.Is(err, ErrStoreFull) {
+		t.Fatalf("create over the budget: %v, want ErrStoreFull", err)
+	}
+	if n := len(tbl.list(o, t0)); n != 3 {
+		t.Fatalf("a refused create wrote something: %d sessions", n)
+	}
+	// An update that grows a payload past the budget changes nothing; one
+	// that shrinks it is always let through.
+	bigger := json.RawMessage(`{"p":"` + strings.Repeat("y", 1001) + `"}`)
+	if _, err := tbl.update(o, ids[0], bigger, nil, limits.bytes, t0); !errors.Is(err, ErrStoreFull) {
+		t.Fatalf("growing update over the budget: %v, want ErrStoreFull", err)
+	}
+	if s, _ := tbl.get(o, ids[0], t0); string(s.Payload) != string(payload) || s.Revision != 1 {
+		t.Fatalf("a refused update wrote: revision %d", s.Revision)
+	}
+	if _, err := tbl.update(o, ids[0], json.RawMessage(`{}`), nil, limits.bytes, t0); err != nil {
+		t.Fatalf("shrinking update: %v", err)
+	}
+	// The shrink made room for the growth it gave back.
+	if _, err := tbl.update(o, ids[0], payload, nil, limits.bytes, t0); err != nil {
+		t.Fatalf("update back to the old size: %v", err)
+	}
+	// A delete makes room for one more.
+	if err := tbl.remove(o, ids[1], nil, t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tbl.create(o, mk(), 100, limits, t0); err != nil {
+		t.Fatalf("create after a delete: %v", err)
+	}
+	// Expiry and the sweep give every byte back.
+	tbl.sweep(t0.Add(2 * time.Hour))
+	if got, live := tbl.bytes.Load(), tbl.live.Load(); got != 0 || live != 0 {
+		t.Fatalf("after the sweep: %d bytes, %d sessions held", got, live)
+	}
+}
+
+// TestStoredBytesBoundTheHeap checks that max_bytes bounds memory rather
+// than estimates it: in the costliest layout (one session per owner, as a
+// client spraying app prefixes makes), the heap each session takes is at
+// most what it counts against the budget.
+func TestStoredBytesBoundTheHeap(t *testing.T) {
+	for _, c := range []struct{ sessions, payload int }{{50_000, 100}, {50_000, 1000}, {4_000, 40_000}} {
+		payload := json.RawMessage(`{"p":"` + strings.Repeat("x", c.payload) + `"}`)
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		tbl := newSessionTable()
+		for i := 0; i < c.sessions; i++ {
+			o := Owner{App: "/spray" + strconv.Itoa(i), Issuer: "https://issuer.example", Subject: "sprayer"}
+			s := Session{ID: newSessionID(), Created: t0, LastActive: t0, Timeout: time.Hour, Payload: bytes.Clone(payload)}
+			if _, err := tbl.create(o, s, 100, tableLimits{c.sessions, 1 << 40}, t0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		heap := float64(after.HeapAlloc-before.HeapAlloc) / float64(c.sessions)
+		counted := float64(tbl.bytes.Load()) / float64(c.sessions)
+		t.Logf("one session per owner, %d-byte payloads: %.0f bytes of heap per session, %.0f counted", len(payload), heap, counted)
+		if heap > counted {
+			t.Errorf("%d-byte payloads: a session takes %.0f bytes of heap but counts %.0f against max_bytes", len(payload), heap, counted)
+		}
+		runtime.KeepAlive(tbl)
+	}
+}
+
+// BenchmarkFullBudgetRSS fills a table to the default max_bytes (1 GiB)
+// with 60 KB payloads spread over as many apps as a sprayer would use, then
+// reports the heap and the process's resident memory. Run by make bench;
+// one iteration is the whole fill.
+func BenchmarkFullBudgetRSS(b *testing.B) {
+	payload := json.RawMessage(`{"p":"` + strings.Repeat("x", 60_000) + `"}`)
+	for b.Loop() {
+		var before runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		tbl := newSessionTable()
+		limits := tableLimits{live: defaultMaxLiveSessions, bytes: defaultMaxBytes}
+		n := 0
+		for ; ; n++ {
+			o := Owner{App: "/spray" + strconv.Itoa(n), Issuer: "https://issuer.example", Subject: "sprayer"}
+			s := Session{ID: newSessionID(), Created: t0, LastActive: t0, Timeout: time.Hour, Payload: bytes.Clone(payload)}
+			if _, err := tbl.create(o, s, 100, limits, t0); err != nil {
+				if !errors.Is(err, ErrStoreFull) {
+					b.Fatal(err)
+				}
+				break
+			}
+		}
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		b.ReportMetric(float64(n), "sessions")
+		b.ReportMetric(float64(tbl.bytes.Load())/(1<<20), "counted-MiB")
+		b.ReportMetric(float64(ms.HeapAlloc-before.HeapAlloc)/(1<<20), "heap-MiB")
+		b.ReportMetric(float64(residentKiB())/1024, "rss-MiB")
+		runtime.KeepAlive(tbl)
+	}
+}
+
+// residentKiB is the process's resident set size now (VmRSS), in KiB.
+func residentKiB() int {
+	data, _ := os.ReadFile("/proc/self/status")
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			return kb
+		}
+	}
+	return 0
 }

@@ -169,14 +169,14 @@ func (s *RedisStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 }
 
 // keys of one owner: the sessions and the index share a hash tag, so a
-// script touches one slot. The owner is hashed: apps and accounts are
-// arbitrary strings.
+// script touches one slot. The owner is hashed: apps, issuers and subjects
+// are arbitrary strings.
 func (s *RedisStore) ownerKeys(owner Owner) (sessionPrefix, index string) {
-	// Each part is length-prefixed, so no app and account pair can spell
-	// another's.
+	// Each part is length-prefixed, so no app, issuer and subject can
+	// spell another's.
 	h := sha256.New()
 	var n [8]byte
-	for _, part := range []string{owner.App, owner.Account} {
+	for _, part := range []string{owner.App, owner.Issuer, owner.Subject} {
 		binary.BigEndian.PutUint64(n[:], uint64(len(part)))
 		h.Write(n[:])
 		h.Write([]byte(part))

@@ -124,7 +124,7 @@ func TestRedisStoreIndexStaysBounded(t *testing.T) {
 	url := sharedRedisURL(t)
 	st := newTestRedisStore(t, url, fmt.Sprintf("ownid_bounded:%d:", time.Now().UnixNano()))
 	ctx := context.Background()
-	o := Owner{Account: "churn"}
+	o := Owner{Subject: "churn"}
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	// 200 short sessions over time: expired and deleted ids leave the index.
 	for i := 0; i < 200; i++ {
@@ -150,11 +150,11 @@ func TestRedisStoreGlobalCap(t *testing.T) {
 	ctx := context.Background()
 	now := time.Now()
 	for i := 0; i < 2; i++ {
-		if _, err := st.Create(ctx, Owner{Account: fmt.Sprint("cap-", i)}, Session{ID: newSessionID(), Created: now, LastActive: now, Timeout: time.Hour}, 5, now); err != nil {
+		if _, err := st.Create(ctx, Owner{Subject: fmt.Sprint("cap-", i)}, Session{ID: newSessionID(), Created: now, LastActive: now, Timeout: time.Hour}, 5, now); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := st.Create(ctx, Owner{Account: "cap-x"}, Session{ID: newSessionID(), Created: now, LastActive: now, Timeout: time.Hour}, 5, now); err == nil || !strings.Contains(err.Error(), "maximum") {
+	if _, err := st.Create(ctx, Owner{Subject: "cap-x"}, Session{ID: newSessionID(), Created: now, LastActive: now, Timeout: time.Hour}, 5, now); err == nil || !strings.Contains(err.Error(), "maximum") {
 		t.Fatalf("create beyond the cap: %v", err)
 	}
 }
@@ -333,7 +333,7 @@ func BenchmarkStores(b *testing.B) {
 			continue
 		}
 		now := time.Now()
-		o := Owner{App: "/bench", Account: "bench-" + name}
+		o := Owner{App: "/bench", Subject: "bench-" + name}
 		s, err := st.Create(ctx, o, Session{ID: newSessionID(), Created: now, LastActive: now, Timeout: time.Hour, Payload: payload}, 1<<30, now)
 		if err != nil {
 			b.Fatal(err)
@@ -343,7 +343,7 @@ func BenchmarkStores(b *testing.B) {
 			i := 0
 			for b.Loop() {
 				i++
-				if _, err := st.Create(ctx, Owner{App: "/bench", Account: fmt.Sprint("c", i)}, Session{ID: newSessionID(), Created: now, LastActive: now, Timeout: time.Minute, Payload: payload}, 10, now); err != nil {
+				if _, err := st.Create(ctx, Owner{App: "/bench", Subject: fmt.Sprint("c", i)}, Session{ID: newSessionID(), Created: now, LastActive: now, Timeout: time.Minute, Payload: payload}, 10, now); err != nil {
 					b.Fatal(err)
 				}
 			}

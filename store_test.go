@@ -26,7 +26,7 @@ func testStoreContract(t *testing.T, newStore func(t *testing.T) Store) {
 
 	t.Run("lifecycle", func(t *testing.T) {
 		st := newStore(t)
-		o := Owner{App: "/app", Account: "alice"}
+		o := Owner{App: "/app", Subject: "alice"}
 		s, err := st.Create(ctx, o, fresh(now, time.Minute), 10, now)
 		if err != nil || s.ETag() != `"1"` {
 			t.Fatalf("create: %+v %v", s, err)
@@ -76,9 +76,21 @@ func testStoreContract(t *testing.T, newStore func(t *testing.T) Store) {
 
 	t.Run("isolation", func(t *testing.T) {
 		st := newStore(t)
-		o := Owner{App: "/app", Account: "alice"}
+		o := Owner{App: "/app", Issuer: "https://a.example", Subject: "alice"}
 		s, _ := st.Create(ctx, o, fresh(now, time.Minute), 10, now)
-		for _, other := range []Owner{{"/app", "bob"}, {"/other", "alice"}, {"", "alice"}, {"/app", "ALICE"}, {"/app\x00alice", ""}} {
+		for _, other := range []Owner{
+			{"/app", "https://a.example", "bob"},
+			{"/other", "https://a.example", "alice"},
+			{"", "https://a.example", "alice"},
+			{"/app", "https://a.example", "ALICE"},
+			{"/app\x00alice", "https://a.example", ""},
+			// The same subject from another issuer, or from a token
+			// without iss, is another account.
+			{"/app", "https://b.example", "alice"},
+			{"/app", "", "alice"},
+			{"/app", "https://a.example/", "alice"},
+			{"/app", "https://a.example\x00alice", ""},
+		} {
 			if _, err := st.Get(ctx, other, s.ID, now); !errors.Is(err, ErrNotFound) {
 				t.Errorf("%q get: %v", other, err)
 			}
@@ -99,7 +111,7 @@ func testStoreContract(t *testing.T, newStore func(t *testing.T) Store) {
 
 	t.Run("expiry", func(t *testing.T) {
 		st := newStore(t)
-		o := Owner{Account: "carol"}
+		o := Owner{Subject: "carol"}
 		short, _ := st.Create(ctx, o, fresh(now, time.Minute), 10, now)
 		long, _ := st.Create(ctx, o, fresh(now, time.Hour), 10, now)
 		if _, err := st.Get(ctx, o, short.ID, now.Add(time.Minute-time.Millisecond)); err != nil {
@@ -126,7 +138,7 @@ func testStoreContract(t *testing.T, newStore func(t *testing.T) Store) {
 
 	t.Run("max per owner", func(t *testing.T) {
 		st := newStore(t)
-		o := Owner{App: "/a", Account: "dave"}
+		o := Owner{App: "/a", Subject: "dave"}
 		for i := 0; i < 3; i++ {
 			if _, err := st.Create(ctx, o, fresh(now, time.Minute), 3, now); err != nil {
 				t.Fatal(err)
@@ -135,7 +147,7 @@ func testStoreContract(t *testing.T, newStore func(t *testing.T) Store) {
 		if _, err := st.Create(ctx, o, fresh(now, time.Minute), 3, now); !errors.Is(err, ErrTooManySessions) {
 			t.Fatalf("fourth: %v", err)
 		}
-		if _, err := st.Create(ctx, Owner{App: "/a", Account: "erin"}, fresh(now, time.Minute), 3, now); err != nil {
+		if _, err := st.Create(ctx, Owner{App: "/a", Subject: "erin"}, fresh(now, time.Minute), 3, now); err != nil {
 			t.Fatalf("another account: %v", err)
 		}
 		later := now.Add(time.Minute)
@@ -146,7 +158,7 @@ func testStoreContract(t *testing.T, newStore func(t *testing.T) Store) {
 
 	t.Run("concurrent if-match", func(t *testing.T) {
 		st := newStore(t)
-		o := Owner{Account: "race"}
+		o := Owner{Subject: "race"}
 		s, _ := st.Create(ctx, o, Session{ID: newSessionID(), Created: now, LastActive: now, Timeout: time.Hour, Payload: json.RawMessage(`{"n":0}`)}, 10, now)
 		var acked atomic.Int64
 		var wg sync.WaitGroup
