@@ -32,6 +32,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		mode            serve | forward
 //		spec            <file>
 //		max_body        <size>
+//		strict
+//		undescribed     pass | refuse
 //		jwt {
 //			alg       <ALG...>
 //			secret    <value>
@@ -145,6 +147,14 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("max_sessions: want a positive integer, got %q", d.Val())
 			}
 			h.MaxSessions = n
+		case "undescribed":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			h.Undescribed = d.Val()
+			if h.Undescribed != UndescribedPass && h.Undescribed != UndescribedRefuse {
+				return d.Errf("undescribed: unknown value %q (want pass or refuse)", h.Undescribed)
+			}
 		case "app_claim":
 			if !d.NextArg() {
 				return d.ArgErr()

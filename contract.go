@@ -4,7 +4,6 @@ import (
 	_ "embed"
 	"fmt"
 	"os"
-	"path"
 	"regexp"
 	"slices"
 	"strings"
@@ -351,47 +350,6 @@ func serverBases(servers []*v3.Server, flags string) ([]*regexp.Regexp, error) {
 	return bases, nil
 }
 
-// route finds the operation path a request path lands on. Documents of the
-// session API use the contract's rule (the app is whatever comes before
-// /accounts/sessions); other documents use their servers' base paths and
-// their own path templates. Paths the document does not describe report
-// false.
-func (c *contract) route(path string) (route, bool) {
-	if c.sessions {
-		return parseRoute(path)
-	}
-	return c.routeBy(path, false)
-}
-
-// routeBy routes a path by the servers' base paths and the path templates,
-// exactly or whatever the case.
-func (c *contract) routeBy(path string, folded bool) (route, bool) {
-	bases := c.bases
-	if folded {
-		bases = c.foldedBases
-	}
-	for _, base := range bases {
-		loc := base.FindStringIndex(path)
-		if loc == nil {
-			continue
-		}
-		rest := path[loc[1]:]
-		if rest == "" || rest[0] != '/' {
-			continue
-		}
-		for _, p := range c.byPattern {
-			re := p.pattern
-			if folded {
-				re = p.folded
-			}
-			if re.MatchString(rest) {
-				return route{app: path[:loc[1]], template: p.template, path: rest}, true
-			}
-		}
-	}
-	return route{}, false
-}
-
 // operationName labels the operation a request lands on; "undeclared" for
 // a method the document does not declare on the path.
 func (c *contract) operationName(template, method string) string {
@@ -399,28 +357,6 @@ func (c *contract) operationName(template, method string) string {
 		return op.name
 	}
 	return "undeclared"
-}
-
-// nearMiss reports a path the document does not describe as written, but
-// that a backend might well read as one of its paths: another letter case,
-// dot segments, doubled or trailing slashes, or a slash that arrived
-// percent-encoded (and so sits inside a segment). Such paths are refused
-// rather than passed on unchecked.
-func (c *contract) nearMiss(decoded, escaped string) bool {
-	if c.sessions {
-		for _, candidate := range []string{decoded, path.Clean("/" + decoded)} {
-			if strings.Contains(strings.ToLower(candidate), collectionPath) {
-				return true
-			}
-		}
-		return false
-	}
-	for _, candidate := range []string{path.Clean("/" + decoded), escaped} {
-		if _, ok := c.routeBy(candidate, true); ok {
-			return true
-		}
-	}
-	return false
 }
 
 // checkMethod answers 405 for a method the document does not declare on the

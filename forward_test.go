@@ -175,7 +175,15 @@ func TestForwardMode(t *testing.T) {
 		t.Errorf("%d near-miss paths reached the backend", n)
 	}
 
-	// Paths the contract does not describe pass through untouched.
+	// Paths the contract does not describe are refused by default in
+	// forward mode: the backend only sees what the document describes.
+	before = be.count()
+	r = call(t, tc, request{method: "POST", path: "/health?x=1", body: "not json"})
+	if r.status != 404 || r.problem(t).Type != kindUndescribedPath.typeURI() || be.count() != before {
+		t.Errorf("undescribed path: %d %s, backend reached: %v", r.status, r.body, be.count() != before)
+	}
+	// With undescribed pass they go through untouched.
+	tc.InitServer(forwardConfig(be.URL, "report", "undescribed pass"), "caddyfile")
 	r = fwd(t, tc, request{method: "POST", path: "/health?x=1", body: "not json"})
 	if r.status != 200 || string(r.body) != "backend" || be.last().path != "/health" || string(be.last().body) != "not json" {
 		t.Errorf("pass-through: %d %s", r.status, r.body)
@@ -322,7 +330,14 @@ func TestForwardUserSpec(t *testing.T) {
 			t.Errorf("%s: %d, want 400", p, r.status)
 		}
 	}
-	// Paths the document does not describe pass through, with no token.
+	// Paths the document does not describe are refused by default...
+	for _, p := range []string{"/acme/v2/pets", "/acme/v1/owners", "/pets"} {
+		if r := fwd(t, tc, request{method: "GET", path: p}); r.status != 404 {
+			t.Errorf("%s: %d %s, want 404 undescribed-path", p, r.status, r.body)
+		}
+	}
+	// ...and pass through, with no token, under undescribed pass.
+	tc.InitServer(forwardConfig(be.URL, "enforce", "spec testdata/specs/pets.yaml\n\t\tundescribed pass"), "caddyfile")
 	for _, p := range []string{"/acme/v2/pets", "/acme/v1/owners", "/pets"} {
 		if r := fwd(t, tc, request{method: "GET", path: p}); r.status != 200 || string(r.body) != "backend" {
 			t.Errorf("%s: %d %s", p, r.status, r.body)

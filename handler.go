@@ -13,70 +13,6 @@ import (
 	"go.uber.org/zap"
 )
 
-// maxSessionIDLength bounds a session id in a path; ids this module makes
-// are 22 characters.
-const maxSessionIDLength = 128
-
-// route is where a request lands in the contract.
-type route struct {
-	app       string // the path prefix before /accounts/sessions
-	template  string // collectionPath or itemPath
-	path      string // the request path below the app prefix
-	sessionID string // for itemPath
-}
-
-// parseRoute finds the contract path in a request path. Paths the contract
-// does not describe report false and pass through untouched.
-func parseRoute(path string) (route, bool) {
-	if app, ok := strings.CutSuffix(path, collectionPath); ok {
-		return route{app: app, template: collectionPath, path: collectionPath}, true
-	}
-	i := strings.LastIndex(path, collectionPath+"/")
-	if i < 0 {
-		return route{}, false
-	}
-	id := path[i+len(collectionPath)+1:]
-	if id == "" || strings.Contains(id, "/") {
-		return route{}, false
-	}
-	return route{app: path[:i], template: itemPath, path: path[i:], sessionID: id}, true
-}
-
-// maxAppLength bounds the app prefix: it is part of every key the store
-// keeps.
-const maxAppLength = 256
-
-// checkApp refuses an app prefix that is too long or holds control
-// characters (NUL among them), before anything is stored under it.
-func checkApp(app string) *problem {
-	bad := len(app) > maxAppLength
-	for i := 0; i < len(app) && !bad; i++ {
-		bad = app[i] < 0x20 || app[i] == 0x7f
-	}
-	if !bad {
-		return nil
-	}
-	p := newProblem(kindInvalidRequest, "the app prefix before /accounts/sessions is at most 256 bytes, without control characters")
-	p.errors = []fieldError{{Location: "path", Message: "not a usable app prefix"}}
-	return p
-}
-
-// validSessionID allows what the contract allows: 1 to 128 unreserved URL
-// characters; "." and ".." are dot segments, not ids.
-func validSessionID(id string) bool {
-	if len(id) == 0 || len(id) > maxSessionIDLength || id == "." || id == ".." {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-			c == '-' || c == '.' || c == '_' || c == '~') {
-			return false
-		}
-	}
-	return true
-}
-
 // ServeHTTP authenticates, enforces the contract, then answers from the
 // store (serve) or hands the request on (forward). Requests on paths the
 // contract does not describe go to next untouched.
@@ -84,9 +20,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	start := time.Now()
 	operation, status := "undeclared", 0
 	var p *problem
-	rt, ok := h.contract.route(r.URL.Path)
-	switch {
-	case ok:
+	rt, class := h.contract.classify(r.URL.EscapedPath())
+	switch class {
+	case pathContract:
+		// Hand on exactly the path that was routed and checked.
+		r.URL.Path, r.URL.RawPath = r.URL.EscapedPath(), ""
 		operation = h.contract.operationName(rt.template, r.Method)
 		owner, body, checkProblem := h.check(r, rt)
 		if checkProblem == nil && h.Mode == ModeForward {
@@ -95,11 +33,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		if p = checkProblem; p == nil {
 			status, p = h.serve(w, r, rt, owner, body)
 		}
-	case h.contract.nearMiss(r.URL.Path, r.URL.EscapedPath()):
-		p = newProblem(kindInvalidRequest, "the path is not one the contract describes, but close to one: check its case, slashes and dot segments")
-		p.errors = []fieldError{{Location: "path", Message: "not a path of the contract"}}
+	case pathNearMiss:
+		p = newProblem(kindInvalidRequest, "the path is not in its canonical form, but read leniently it is a path of the contract: spell it with unreserved characters only, without dot segments, empty segments, ';' parameters or escapes, in the contract's letter case")
+		p.errors = []fieldError{{Location: "path", Message: "not a canonical path of the contract"}}
 	default:
-		return next.ServeHTTP(w, r)
+		if h.Undescribed == UndescribedPass {
+			return next.ServeHTTP(w, r)
+		}
+		p = newProblem(kindUndescribedPath, "the document describes no such path")
 	}
 	problemSlug := ""
 	if p != nil {

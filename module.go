@@ -38,6 +38,12 @@ const (
 // test binary replace it to move time without sleeping.
 var clock = time.Now
 
+// What undescribed does with a path the document does not describe.
+const (
+	UndescribedPass   = "pass"
+	UndescribedRefuse = "refuse"
+)
+
 // Modes of operation.
 const (
 	ModeServe   = "serve"
@@ -61,6 +67,14 @@ type Handler struct {
 	// API's paths; in forward mode it can describe any JSON API, and
 	// requests on paths it does not describe pass through untouched.
 	Spec string `json:"spec,omitempty"`
+
+	// What to do with a request whose path the document does not describe
+	// (read after canonicalization; near misses of the document's paths are
+	// refused either way): "pass" hands it to the next handler untouched;
+	// "refuse" answers 404 undescribed-path. Default: "pass" in serve mode,
+	// "refuse" in forward mode, so that a backend only ever sees requests
+	// the document describes.
+	Undescribed string `json:"undescribed,omitempty"`
 
 	// The largest request body accepted, in bytes; larger bodies get 413.
 	// Default: 64 KiB.
@@ -142,6 +156,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.MaxSessions == 0 {
 		h.MaxSessions = defaultMaxSessions
 	}
+	if h.Undescribed == "" {
+		h.Undescribed = UndescribedPass
+		if h.Mode == ModeForward {
+			h.Undescribed = UndescribedRefuse
+		}
+	}
 	if h.ValidateResponses == "" {
 		h.ValidateResponses = ResponsesReport
 	}
@@ -203,6 +223,11 @@ func (h *Handler) checkLimits() error {
 	case ResponsesOff, ResponsesReport, ResponsesEnforce:
 	default:
 		return fmt.Errorf("validate_responses: unknown value %q (want off, report or enforce)", h.ValidateResponses)
+	}
+	switch h.Undescribed {
+	case UndescribedPass, UndescribedRefuse:
+	default:
+		return fmt.Errorf("undescribed: unknown value %q (want pass or refuse)", h.Undescribed)
 	}
 	if h.ResponseBuffer < 0 {
 		return fmt.Errorf("response_buffer: must be positive, got %d", h.ResponseBuffer)

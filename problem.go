@@ -21,6 +21,7 @@ const (
 	kindInvalidToken
 	kindForbidden
 	kindNotFound
+	kindUndescribedPath
 	kindMethodNotAllowed
 	kindPreconditionFailed
 	kindBodyTooLarge
@@ -45,6 +46,7 @@ var problemKinds = [...]struct {
 	kindInvalidToken:         {"invalid-token", "The bearer token is not valid", http.StatusUnauthorized},
 	kindForbidden:            {"claim-requirement-failed", "The token does not meet a requirement", http.StatusForbidden},
 	kindNotFound:             {"session-not-found", "No such session", http.StatusNotFound},
+	kindUndescribedPath:      {"undescribed-path", "No such path in the document", http.StatusNotFound},
 	kindMethodNotAllowed:     {"method-not-allowed", "Method not allowed on this path", http.StatusMethodNotAllowed},
 	kindPreconditionFailed:   {"precondition-failed", "The session has changed", http.StatusPreconditionFailed},
 	kindBodyTooLarge:         {"body-too-large", "The request body is too large", http.StatusRequestEntityTooLarge},
