@@ -347,8 +347,19 @@ func (v *verifier) identify(ctx context.Context, raw string) (*identity, *proble
 		}
 	}
 	claims := jwt.MapClaims{}
-	keyFor := func(t *jwt.Token) (any, error) { return v.keyFor(ctx, t) }
+	var critical bool
+	keyFor := func(t *jwt.Token) (any, error) {
+		// RFC 7515 §4.1.11: a token that lists extensions its reader
+		// must understand is refused; this module understands none.
+		if _, critical = t.Header["crit"]; critical {
+			return nil, errCritical
+		}
+		return v.keyFor(ctx, t)
+	}
 	if _, err := v.parser.ParseWithClaims(raw, claims, keyFor); err != nil {
+		if critical {
+			return nil, invalidToken("critical_header", "the token names critical header extensions (crit), which are not understood")
+		}
 		return nil, invalidToken(tokenFailure(err))
 	}
 	if len(v.issuers) > 0 {
@@ -364,6 +375,8 @@ func (v *verifier) identify(ctx context.Context, raw string) (*identity, *proble
 	}
 	return id, nil
 }
+
+var errCritical = errors.New("crit header")
 
 // tokenFailure names why golang-jwt refused a token: a bounded reason for
 // the metrics, and words safe to send.

@@ -147,6 +147,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("max_sessions: want a positive integer, got %q", d.Val())
 			}
 			h.MaxSessions = n
+		case "strict":
+			h.Strict = true
 		case "undescribed":
 			if !d.NextArg() {
 				return d.ArgErr()

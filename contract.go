@@ -15,6 +15,7 @@ import (
 	"github.com/pb33f/libopenapi-validator/config"
 	"github.com/pb33f/libopenapi-validator/helpers"
 	"github.com/pb33f/libopenapi-validator/schema_validation"
+	highbase "github.com/pb33f/libopenapi/datamodel/high/base"
 	v3 "github.com/pb33f/libopenapi/datamodel/high/v3"
 )
 
@@ -48,6 +49,10 @@ type contract struct {
 	bases []*regexp.Regexp
 	// foldedBases are the same, whatever the case.
 	foldedBases []*regexp.Regexp
+	// strictOptions are the validator's options for strict mode; version
+	// is the document's OpenAPI version, as the validator wants it.
+	strictOptions *config.ValidationOptions
+	version       float32
 }
 
 type pathInfo struct {
@@ -78,6 +83,15 @@ type operation struct {
 	// the operation declares no JSON body, in which case the library's
 	// body validator checks whatever is declared.
 	bodySchema *jsonschema.Schema
+	// bodyModel is the JSON request body's schema as the document states
+	// it, for strict mode; bodyProperties are the top-level properties it
+	// declares (through allOf, anyOf and oneOf too).
+	bodyModel      *highbase.Schema
+	bodyProperties []string
+	// params are the parameters declared on the path and the operation.
+	params []*v3.Parameter
+	// securityHeaders are the headers the document's security schemes use.
+	securityHeaders []string
 	// hasBody: the operation declares a request body, of bodyTypes;
 	// bodyRequired: it is required.
 	hasBody      bool
@@ -135,17 +149,26 @@ func parseContract(spec []byte) (*contract, error) {
 		// The bearer token is verified before validation, with more care
 		// than a presence check.
 		config.WithoutSecurityValidation(),
+		// Formats (date-time, email, uuid, …) are checked, not only types.
+		config.WithFormatAssertions(),
 		// Without a cache the path-parameter check compiles its regular
 		// expressions again on every request.
 		config.WithRegexCache(&sync.Map{}),
 	)
 	v.SetDocument(doc)
-	c := &contract{validator: v, paths: map[string]*pathInfo{}}
+	version := helpers.VersionToFloat(model.Model.Version)
+	c := &contract{validator: v, paths: map[string]*pathInfo{}, version: version,
+		strictOptions: config.NewValidationOptions(
+			config.WithStrictMode(),
+			config.WithFormatAssertions(),
+			// A session's payload is the client's own data.
+			config.WithStrictIgnorePaths("$.body.payload", "$.body.payload.**"),
+			config.WithStrictIgnoredHeadersExtra(strictIgnoredHeaders...),
+		)}
 	if model.Model.Paths == nil || model.Model.Paths.PathItems == nil || model.Model.Paths.PathItems.Len() == 0 {
 		return nil, fmt.Errorf("the document describes no paths")
 	}
-	opts := config.NewValidationOptions()
-	version := helpers.VersionToFloat(model.Model.Version)
+	opts := config.NewValidationOptions(config.WithFormatAssertions())
 	for pair := model.Model.Paths.PathItems.First(); pair != nil; pair = pair.Next() {
 		info, err := newPathInfo(pair.Key(), pair.Value(), opts, version)
 		if err != nil {
@@ -178,7 +201,11 @@ func newPathInfo(template string, item *v3.PathItem, opts *config.ValidationOpti
 	for op := item.GetOperations().First(); op != nil; op = op.Next() {
 		method := strings.ToUpper(op.Key())
 		info.methods = append(info.methods, method)
-		compiled := &operation{checkParams: !trivialParams(item.Parameters, op.Value().Parameters)}
+		compiled := &operation{
+			checkParams:     !trivialParams(item.Parameters, op.Value().Parameters),
+			params:          append(slices.Clip(item.Parameters), op.Value().Parameters...),
+			securityHeaders: []string{"Authorization"},
+		}
 		compiled.name = op.Value().OperationId
 		if compiled.name == "" {
 			compiled.name = method + " " + template
@@ -196,6 +223,8 @@ func newPathInfo(template string, item *v3.PathItem, opts *config.ValidationOpti
 					return nil, fmt.Errorf("%s %s: request body schema: %v", method, template, err)
 				}
 				compiled.bodySchema = c.CompiledSchema
+				compiled.bodyModel = mt.Schema.Schema()
+				compiled.bodyProperties = declaredProperties(compiled.bodyModel, 0)
 			}
 		}
 		if compiled.responses, err = compileResponses(op.Value().Responses, opts, version); err != nil {
@@ -206,6 +235,36 @@ func newPathInfo(template string, item *v3.PathItem, opts *config.ValidationOpti
 	slices.Sort(info.methods)
 	info.allow = strings.Join(info.methods, ", ")
 	return info, nil
+}
+
+// strictIgnoredHeaders are request headers that strict mode accepts beside
+// the validator's own list of standard ones (Content-Type, Authorization,
+// Accept, If-Match, X-Forwarded-For, …): what proxies and browsers add.
+var strictIgnoredHeaders = []string{
+	"x-forwarded-host", "x-forwarded-port", "forwarded", "via",
+	"traceparent", "tracestate", "te", "accept-charset",
+}
+
+// declaredProperties lists the top-level properties a schema declares,
+// through allOf, anyOf and oneOf.
+func declaredProperties(s *highbase.Schema, depth int) []string {
+	if s == nil || depth > 8 {
+		return nil
+	}
+	var names []string
+	if s.Properties != nil {
+		for pair := s.Properties.First(); pair != nil; pair = pair.Next() {
+			names = append(names, pair.Key())
+		}
+	}
+	for _, list := range [][]*highbase.SchemaProxy{s.AllOf, s.AnyOf, s.OneOf} {
+		for _, sub := range list {
+			if sub != nil {
+				names = append(names, declaredProperties(sub.Schema(), depth+1)...)
+			}
+		}
+	}
+	return names
 }
 
 // compileResponses works out each declared answer of an operation.

@@ -43,7 +43,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt route, oper
 	// The contract describes bodies, not their compressed bytes: ask the
 	// backend for identity encoding (an encode handler can compress after).
 	r.Header.Del("Accept-Encoding")
-	rc := &responseCheck{w: w, limit: h.ResponseBuffer}
+	rc := &responseCheck{w: w, limit: h.ResponseBuffer, header: w.Header().Clone()}
 	if err := next.ServeHTTP(rc, r); err != nil {
 		return err
 	}
@@ -91,9 +91,8 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt route, oper
 	if h.ValidateResponses != ResponsesEnforce {
 		return rc.release()
 	}
-	for k := range rc.Header() {
-		rc.Header().Del(k)
-	}
+	// The refused answer's headers are dropped with it; those that earlier
+	// handlers set (HSTS, CORS, security headers) stay, in w.Header().
 	p := newProblem(kindBadUpstreamResponse, "the upstream answer does not match the contract")
 	p.errors = locations
 	p.write(w)
@@ -105,15 +104,32 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt route, oper
 // can be checked before any of it is sent. An answer that grows past the
 // limit is sent on as it comes, unchecked: nothing is buffered without
 // bound. (caddyhttp.ResponseRecorder buffers without a bound, hence this.)
+// The answer's headers are held apart too, starting from those earlier
+// handlers set, so that a refused answer can be dropped without them.
 type responseCheck struct {
 	w         http.ResponseWriter
+	header    http.Header
 	limit     int64
 	status    int
 	buf       bytes.Buffer
 	streaming bool
 }
 
-func (rc *responseCheck) Header() http.Header { return rc.w.Header() }
+func (rc *responseCheck) Header() http.Header { return rc.header }
+
+// sendHeader puts the held headers in place of w's and writes status.
+func (rc *responseCheck) sendHeader(status int) {
+	dst := rc.w.Header()
+	for k := range dst {
+		if _, ok := rc.header[k]; !ok {
+			delete(dst, k)
+		}
+	}
+	for k, v := range rc.header {
+		dst[k] = v
+	}
+	rc.w.WriteHeader(status)
+}
 
 func (rc *responseCheck) WriteHeader(status int) {
 	switch {
@@ -122,9 +138,9 @@ func (rc *responseCheck) WriteHeader(status int) {
 	case status == http.StatusSwitchingProtocols:
 		// An upgrade: the connection is handed over, nothing is held.
 		rc.streaming = true
-		rc.w.WriteHeader(status)
+		rc.sendHeader(status)
 	case status >= 100 && status < 200:
-		rc.w.WriteHeader(status) // informational answers go straight on
+		rc.sendHeader(status) // informational answers go straight on
 	case rc.status == 0:
 		rc.status = status
 	}
@@ -141,7 +157,7 @@ func (rc *responseCheck) Write(p []byte) (int, error) {
 		return rc.buf.Write(p)
 	}
 	rc.streaming = true
-	rc.w.WriteHeader(rc.status)
+	rc.sendHeader(rc.status)
 	if _, err := rc.w.Write(rc.buf.Bytes()); err != nil {
 		return 0, err
 	}
@@ -164,7 +180,7 @@ func (rc *responseCheck) Unwrap() http.ResponseWriter { return rc.w }
 
 // release sends the held answer as it was.
 func (rc *responseCheck) release() error {
-	rc.w.WriteHeader(rc.status)
+	rc.sendHeader(rc.status)
 	_, err := rc.w.Write(rc.buf.Bytes())
 	return err
 }

@@ -349,7 +349,7 @@ func TestForwardUserSpec(t *testing.T) {
 // streams it as it comes; it flushes only while streaming.
 func TestResponseCheckWriter(t *testing.T) {
 	w := httptest.NewRecorder()
-	rc := &responseCheck{w: w, limit: 8}
+	rc := &responseCheck{w: w, header: http.Header{}, limit: 8}
 	rc.Header().Set("X-Upstream", "1")
 	rc.WriteHeader(201)
 	rc.Write([]byte("1234"))
@@ -370,7 +370,7 @@ func TestResponseCheckWriter(t *testing.T) {
 
 	// A held answer is released as it was.
 	w = httptest.NewRecorder()
-	rc = &responseCheck{w: w, limit: 100}
+	rc = &responseCheck{w: w, header: http.Header{}, limit: 100}
 	rc.Write([]byte("ok"))
 	if err := rc.release(); err != nil || w.Code != 200 || w.Body.String() != "ok" {
 		t.Fatalf("release: %v %d %q", err, w.Code, w.Body)

@@ -95,10 +95,17 @@ func (h *Handler) check(r *http.Request, rt route) (Owner, *requestBody, *proble
 		p.errors = []fieldError{{Location: "sessionId", Message: "not a valid session id"}}
 		return owner, nil, p
 	}
+	if p := checkEnvelope(r); p != nil {
+		return owner, nil, p
+	}
 	var body *requestBody
 	types, declared, required := h.contract.bodyTypes(rt.template, r.Method)
-	sent := r.ContentLength != 0 || r.Header.Get("Content-Type") != "" || len(r.TransferEncoding) > 0
-	if declared && (required || sent) {
+	hasBody := r.ContentLength != 0 || len(r.TransferEncoding) > 0
+	if !declared && hasBody {
+		// A backend could read a body the document does not describe.
+		return owner, nil, newProblem(kindInvalidRequest, r.Method+" takes no body on this path")
+	}
+	if declared && (required || hasBody || r.Header.Get("Content-Type") != "") {
 		isJSON, p := checkMediaType(r, types)
 		if p != nil {
 			return owner, nil, p
@@ -113,7 +120,7 @@ func (h *Handler) check(r *http.Request, rt route) (Owner, *requestBody, *proble
 			}
 		}
 	}
-	if p := h.contract.validateRequest(r, rt, body); p != nil {
+	if p := h.contract.validateRequest(r, rt, body, h.Strict); p != nil {
 		return owner, nil, p
 	}
 	return owner, body, nil
@@ -150,7 +157,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rt route, owner 
 		if err != nil {
 			return 0, h.storeProblem(err)
 		}
-		w.Header().Set("Location", r.URL.EscapedPath()+"/"+s.ID)
+		// The path was routed in its canonical form: it starts with exactly
+		// one "/", so the Location is a path on this host, never "//host".
+		w.Header().Set("Location", r.URL.Path+"/"+s.ID)
 		return writeJSON(w, http.StatusCreated, s.ETag(), appendSession(nil, &s))
 
 	case rt.template == collectionPath: // GET
@@ -187,6 +196,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rt route, owner 
 		if err != nil {
 			return 0, h.storeProblem(err)
 		}
+		w.Header().Set("Cache-Control", "no-store")
 		w.WriteHeader(http.StatusNoContent)
 		return http.StatusNoContent, nil
 	}
@@ -276,6 +286,7 @@ func writeJSON(w http.ResponseWriter, status int, etag string, body []byte) (int
 	hdr.Set("Content-Type", "application/json")
 	hdr.Set("Content-Length", strconv.Itoa(len(body)))
 	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("X-Content-Type-Options", "nosniff")
 	if etag != "" {
 		hdr.Set("ETag", etag)
 	}

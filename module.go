@@ -76,6 +76,13 @@ type Handler struct {
 	// the document describes.
 	Undescribed string `json:"undescribed,omitempty"`
 
+	// Refuse what the document does not declare: query parameters,
+	// headers (beyond a list of standard ones) and body properties (at
+	// every level the document describes; a session's payload is the
+	// client's own and never looked into), with libopenapi-validator's
+	// strict mode. Default: off.
+	Strict bool `json:"strict,omitempty"`
+
 	// The largest request body accepted, in bytes; larger bodies get 413.
 	// Default: 64 KiB.
 	MaxBody int64 `json:"max_body,omitempty"`

@@ -120,6 +120,7 @@ func (p *problem) write(w http.ResponseWriter) {
 	hdr.Set("Content-Type", "application/problem+json")
 	hdr.Set("Content-Length", strconv.Itoa(len(body)))
 	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("X-Content-Type-Options", "nosniff")
 	hdr.Del("ETag")
 	hdr.Del("Location")
 	w.WriteHeader(k.status)

@@ -8,12 +8,14 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/pb33f/jsonschema/v6"
 	verrors "github.com/pb33f/libopenapi-validator/errors"
 	"github.com/pb33f/libopenapi-validator/helpers"
+	"github.com/pb33f/libopenapi-validator/strict"
 	v3 "github.com/pb33f/libopenapi/datamodel/high/v3"
 	"golang.org/x/text/language"
 	"golang.org/x/text/message"
@@ -50,16 +52,62 @@ func declaredMediaType(contentType string, declared []string) (string, bool) {
 	return mt, false
 }
 
+// rewritingHeaders are headers with which some frameworks and proxies
+// replace a request's method or URL after it was checked here.
+var rewritingHeaders = []string{
+	"X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override",
+	"X-Original-URL", "X-Rewrite-URL",
+}
+
+// checkEnvelope refuses what would let a backend read the request otherwise
+// than it was checked: a header or query parameter that rewrites the method
+// or URL, a query that does not parse, and more than one Content-Type.
+func checkEnvelope(r *http.Request) *problem {
+	for _, name := range rewritingHeaders {
+		if _, ok := r.Header[name]; ok {
+			return envelopeProblem(name, "a header that rewrites the method or URL is not accepted")
+		}
+	}
+	if len(r.Header.Values("Content-Type")) > 1 {
+		return envelopeProblem("Content-Type", "send one Content-Type")
+	}
+	for rest := r.URL.RawQuery; rest != ""; {
+		var pair string
+		pair, rest, _ = strings.Cut(rest, "&")
+		key, _, _ := strings.Cut(pair, "=")
+		name, err := url.QueryUnescape(key)
+		if err != nil || strings.ContainsRune(pair, ';') {
+			return envelopeProblem("query", "the query does not parse")
+		}
+		if strings.EqualFold(name, "_method") {
+			return envelopeProblem("_method", "a query parameter that rewrites the method is not accepted")
+		}
+	}
+	return nil
+}
+
+func envelopeProblem(location, detail string) *problem {
+	p := newProblem(kindInvalidRequest, detail)
+	p.errors = []fieldError{{Location: location, Message: "not accepted"}}
+	return p
+}
+
 // validateRequest checks the request against the contract: parameters and
 // body. body is the request body already read (nil when there is none).
 // The request itself is not touched. The operation was worked out when the
 // document loaded, so nothing is routed or compiled here: parameters go to
 // the library's parameter validators (unless none can fail) and a JSON body
 // to its compiled schema.
-func (c *contract) validateRequest(r *http.Request, rt route, body *requestBody) *problem {
+func (c *contract) validateRequest(r *http.Request, rt route, body *requestBody, strictMode bool) *problem {
 	info := c.paths[rt.template]
 	op := info.ops[r.Method]
 	var fields []fieldError
+	if body != nil && body.doc != nil {
+		fields = append(fields, op.caseVariants(body.doc)...)
+	}
+	if strictMode {
+		fields = append(fields, c.undeclared(r, op, body)...)
+	}
 	var vr *http.Request
 	if op.checkParams {
 		vr = contractRequest(r, rt, body)
@@ -93,6 +141,46 @@ func (c *contract) validateRequest(r *http.Request, rt route, body *requestBody)
 	p := newProblem(kindInvalidRequest, "the request does not match the session contract")
 	p.errors = fields
 	return p
+}
+
+// caseVariants reports top-level members whose name differs only in letter
+// case from a property the operation declares ("Payload" beside
+// "payload"): parsers that match names without case would read them as the
+// declared one.
+func (op *operation) caseVariants(doc *jsonDoc) []fieldError {
+	var fields []fieldError
+	for _, m := range doc.members {
+		if slices.Contains(op.bodyProperties, m.name) {
+			continue
+		}
+		for _, declared := range op.bodyProperties {
+			if strings.EqualFold(m.name, declared) {
+				fields = append(fields, fieldError{Location: jsonPointer([]string{m.name}), Message: "differs only in letter case from the declared property " + declared})
+				break
+			}
+		}
+	}
+	return fields
+}
+
+// undeclared is strict mode: query parameters, headers and body properties
+// the operation does not declare, found by the validator's strict checks.
+// What is inside a "payload" member is the client's own data and never
+// looked at.
+func (c *contract) undeclared(r *http.Request, op *operation, body *requestBody) []fieldError {
+	var found []strict.UndeclaredValue
+	found = append(found, strict.ValidateQueryParams(r, op.params, c.strictOptions)...)
+	found = append(found, strict.ValidateRequestHeaders(r.Header, op.params, op.securityHeaders, c.strictOptions)...)
+	if op.bodyModel != nil && body != nil && body.doc != nil {
+		if res := strict.ValidateBody(op.bodyModel, body.doc.value, strict.DirectionRequest, c.strictOptions, c.version); res != nil {
+			found = append(found, res.UndeclaredValues...)
+		}
+	}
+	fields := make([]fieldError, 0, len(found))
+	for _, u := range found {
+		fields = append(fields, fieldError{Location: u.Path, Message: u.Type + " not declared by the document"})
+	}
+	return fields
 }
 
 // validateValue checks a parsed JSON value against a compiled schema,

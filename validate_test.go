@@ -84,7 +84,7 @@ func TestValidateRequest(t *testing.T) {
 			body = &requestBody{raw: []byte(tt.body), doc: doc}
 		}
 		rt, _ := c.route("/my-app" + tt.path)
-		p := c.validateRequest(r, rt, body)
+		p := c.validateRequest(r, rt, body, false)
 		if tt.locations == nil {
 			if p != nil {
 				t.Errorf("%s %s: %v %+v", tt.method, tt.body, p, p.errors)
@@ -162,7 +162,7 @@ func BenchmarkValidateRequestPut(b *testing.B) {
 		if p != nil {
 			b.Fatal(p)
 		}
-		if p := c.validateRequest(r, route{template: itemPath, path: "/accounts/sessions/abc", sessionID: "abc"}, &requestBody{raw, doc}); p != nil {
+		if p := c.validateRequest(r, route{template: itemPath, path: "/accounts/sessions/abc", sessionID: "abc"}, &requestBody{raw, doc}, false); p != nil {
 			b.Fatal(p)
 		}
 	}
