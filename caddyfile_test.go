@@ -94,6 +94,8 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		"unknown store":          {"ownid_sessions {\n store floppy\n}", `store:`},
 		"store memory extra":     {"ownid_sessions {\n store memory a b\n}", "wrong argument count"},
 		"store memory sub":       {"ownid_sessions {\n store memory {\n  size 1\n }\n}", `store memory: unrecognized subdirective "size"`},
+		"undescribed value":      {"ownid_sessions {\n undescribed maybe\n}", `undescribed: unknown value "maybe"`},
+		"strict argument":        {"ownid_sessions {\n strict yes\n}", `strict: unexpected argument "yes"`},
 		"apps without app":       {"ownid_sessions {\n apps\n}", "apps: name at least one app"},
 		"app_claim without":      {"ownid_sessions {\n app_claim\n}", "wrong argument count"},
 		"app_claim two":          {"ownid_sessions {\n app_claim a b\n}", `app_claim: unexpected argument "b"`},

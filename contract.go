@@ -49,6 +49,8 @@ type contract struct {
 	bases []*regexp.Regexp
 	// foldedBases are the same, whatever the case.
 	foldedBases []*regexp.Regexp
+	// baseTemplates are the base paths as the document writes them.
+	baseTemplates []string
 	// strictOptions are the validator's options for strict mode; version
 	// is the document's OpenAPI version, as the validator wants it.
 	strictOptions *config.ValidationOptions
@@ -181,11 +183,11 @@ func parseContract(spec []byte) (*contract, error) {
 	_, hasCollection := c.paths[collectionPath]
 	_, hasItem := c.paths[itemPath]
 	c.sessions = hasCollection && hasItem
-	c.bases, err = serverBases(model.Model.Servers, "")
+	c.baseTemplates, c.bases, err = serverBases(model.Model.Servers, "")
 	if err != nil {
 		return nil, err
 	}
-	c.foldedBases, _ = serverBases(model.Model.Servers, "(?i)")
+	_, c.foldedBases, _ = serverBases(model.Model.Servers, "(?i)")
 	return c, nil
 }
 
@@ -372,7 +374,7 @@ func templatePattern(template string) (pattern string, literals int, err error) 
 
 // serverBases compiles the base path of each server URL
 // ("https://server.ownid.com/{appId}" → "/{appId}"), longest first.
-func serverBases(servers []*v3.Server, flags string) ([]*regexp.Regexp, error) {
+func serverBases(servers []*v3.Server, flags string) ([]string, []*regexp.Regexp, error) {
 	seen := map[string]bool{}
 	var templates []string
 	for _, s := range servers {
@@ -402,11 +404,11 @@ func serverBases(servers []*v3.Server, flags string) ([]*regexp.Regexp, error) {
 	for _, t := range templates {
 		pattern, _, err := templatePattern(t)
 		if err != nil {
-			return nil, fmt.Errorf("server %s: %v", t, err)
+			return nil, nil, fmt.Errorf("server %s: %v", t, err)
 		}
 		bases = append(bases, regexp.MustCompile(flags+"^"+pattern))
 	}
-	return bases, nil
+	return templates, bases, nil
 }
 
 // operationName labels the operation a request lands on; "undeclared" for
@@ -416,6 +418,18 @@ func (c *contract) operationName(template, method string) string {
 		return op.name
 	}
 	return "undeclared"
+}
+
+// routes describes what the module routes, for the log at start: the base
+// paths and the path templates below them.
+func (c *contract) routes() (bases, templates []string) {
+	for _, p := range c.byPattern {
+		templates = append(templates, p.template)
+	}
+	if c.sessions {
+		return []string{"{any app prefix}"}, templates
+	}
+	return c.baseTemplates, templates
 }
 
 // checkMethod answers 405 for a method the document does not declare on the

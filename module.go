@@ -190,6 +190,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.contract, err = loadContract(h.Spec); err != nil {
 		return err
 	}
+	bases, templates := h.contract.routes()
+	h.logger.Info("routing the document's paths",
+		zap.String("mode", h.Mode),
+		zap.Strings("base_paths", bases),
+		zap.Strings("paths", templates),
+		zap.String("undescribed", h.Undescribed))
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return err
 	}

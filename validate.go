@@ -64,7 +64,7 @@ var rewritingHeaders = []string{
 // or URL, a query that does not parse, and more than one Content-Type.
 func checkEnvelope(r *http.Request) *problem {
 	for _, name := range rewritingHeaders {
-		if _, ok := r.Header[name]; ok {
+		if len(r.Header.Values(name)) > 0 {
 			return envelopeProblem(name, "a header that rewrites the method or URL is not accepted")
 		}
 	}
