@@ -2,7 +2,11 @@ package ownidsessions
 
 import (
 	"regexp"
+	"slices"
+	"strings"
 	"testing"
+
+	v3 "github.com/pb33f/libopenapi/datamodel/high/v3"
 )
 
 func mustCompileAnchored(pattern string) *regexp.Regexp {
@@ -77,5 +81,56 @@ func TestRouteSessionsDocument(t *testing.T) {
 	rt, ok := c.route("/some/app/accounts/sessions/xyz")
 	if !ok || rt.app != "/some/app" || rt.template != itemPath || rt.sessionID != "xyz" {
 		t.Errorf("embedded contract route: %+v %v", rt, ok)
+	}
+}
+
+// TestEmbeddedDocumentIsComplete: every status the module can answer is
+// declared on each operation where it can occur, and the session id
+// parameter states the module's rule, with an example (tools such as Dredd
+// need one to make requests).
+func TestEmbeddedDocumentIsComplete(t *testing.T) {
+	c, err := loadContract("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	common := []string{"400", "401", "403", "404", "502", "503"}
+	want := map[string][]string{
+		"POST " + collectionPath: append([]string{"201", "408", "413", "415", "429"}, common...),
+		"GET " + collectionPath:  append([]string{"200"}, common...),
+		"GET " + itemPath:        append([]string{"200"}, common...),
+		"PUT " + itemPath:        append([]string{"200", "408", "412", "413", "415"}, common...),
+		"DELETE " + itemPath:     append([]string{"204", "412"}, common...),
+	}
+	for opKey, codes := range want {
+		method, template, _ := strings.Cut(opKey, " ")
+		op, ok := c.paths[template].ops[method]
+		if !ok {
+			t.Fatalf("%s is not in the document", opKey)
+		}
+		for _, code := range codes {
+			d, ok := op.responses[code]
+			if !ok {
+				t.Errorf("%s does not declare %s", opKey, code)
+				continue
+			}
+			if code >= "400" && !slices.Contains(d.mediaTypes, "application/problem+json") {
+				t.Errorf("%s %s is not a problem", opKey, code)
+			}
+		}
+	}
+	for _, method := range []string{"GET", "PUT", "DELETE"} {
+		var id *v3.Parameter
+		for _, p := range c.paths[itemPath].ops[method].params {
+			if p != nil && p.Name == "sessionId" {
+				id = p
+			}
+		}
+		if id == nil {
+			t.Fatalf("%s %s: no sessionId parameter", method, itemPath)
+		}
+		s := id.Schema.Schema()
+		if s.Pattern != "^[A-Za-z0-9._~-]{1,128}$" || s.MaxLength == nil || *s.MaxLength != maxSessionIDLength || id.Example == nil {
+			t.Errorf("%s sessionId: pattern %q, maxLength %v, example %v", method, s.Pattern, s.MaxLength, id.Example)
+		}
 	}
 }

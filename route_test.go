@@ -429,3 +429,39 @@ func FuzzRawTarget(f *testing.F) {
 		}
 	})
 }
+
+// TestStrict: with strict, undeclared query parameters, headers and body
+// properties are refused before the backend; a session's payload is free.
+func TestStrict(t *testing.T) {
+	be := newBackend(t)
+	be.answer("PUT", "/app/accounts/sessions/s1", answer{200, "application/json", validSession})
+	tc := caddytest.NewTester(t)
+	tok := tokenFor(t, "strict")
+	tc.InitServer(forwardConfig(be.URL, "off", ""), "caddyfile")
+	loose := request{method: "PUT", path: "/app/accounts/sessions/s1?debug=1", token: tok, body: `{"payload":{},"extra":1}`, header: map[string]string{"X-Debug": "1"}}
+	if r := fwd(t, tc, loose); r.status != 200 {
+		t.Fatalf("without strict, undeclared things pass: %d %s", r.status, r.body)
+	}
+	tc.InitServer(forwardConfig(be.URL, "off", "strict"), "caddyfile")
+	for _, c := range []struct {
+		name  string
+		rq    request
+		errAt string
+	}{
+		{"query", request{method: "GET", path: "/app/accounts/sessions?debug=1"}, "\"location\":\"debug\""},
+		{"header", request{method: "GET", path: "/app/accounts/sessions", header: map[string]string{"X-Debug": "1"}}, "\"location\":\"X-Debug\""},
+		{"body property", request{method: "PUT", path: "/app/accounts/sessions/s1", body: `{"payload":{},"extra":1}`}, "\"location\":\"/extra\""},
+	} {
+		c.rq.token = tok
+		before := be.count()
+		r := fwd(t, tc, c.rq)
+		if r.status != 400 || be.count() != before || !strings.Contains(string(r.body), c.errAt) {
+			t.Errorf("strict %s: %d %s, backend reached %v; want 400 naming %s", c.name, r.status, r.body, be.count() != before, c.errAt)
+		}
+	}
+	free := request{method: "PUT", path: "/app/accounts/sessions/s1", token: tok, body: `{"payload":{"deep":{"any":[1,{"thing":true}]}}}`,
+		header: map[string]string{"If-Match": `"1"`, "Accept": "application/json", "User-Agent": "test"}}
+	if r := fwd(t, tc, free); r.status != 200 {
+		t.Errorf("strict with declared headers and a free payload: %d %s", r.status, r.body)
+	}
+}

@@ -178,9 +178,48 @@ func (c *contract) undeclared(r *http.Request, op *operation, body *requestBody)
 	}
 	fields := make([]fieldError, 0, len(found))
 	for _, u := range found {
-		fields = append(fields, fieldError{Location: u.Path, Message: u.Type + " not declared by the document"})
+		loc := u.Name // a query parameter, header or cookie, by name
+		if rest, ok := strings.CutPrefix(u.Path, "$.body"); ok {
+			loc = jsonPointer(jsonPathSegments(rest))
+		}
+		fields = append(fields, fieldError{Location: loc, Message: u.Type + " not declared by the document"})
 	}
 	return fields
+}
+
+// jsonPathSegments splits the validator's JSONPath below $.body (".a",
+// "['a.b']", "[0]") into segments.
+func jsonPathSegments(p string) []string {
+	var segs []string
+	for p != "" {
+		switch {
+		case strings.HasPrefix(p, "['"):
+			end := strings.Index(p, "']")
+			if end < 0 {
+				return append(segs, p)
+			}
+			segs = append(segs, strings.ReplaceAll(p[2:end], `\'`, "'"))
+			p = p[end+2:]
+		case p[0] == '[':
+			end := strings.IndexByte(p, ']')
+			if end < 0 {
+				return append(segs, p)
+			}
+			segs = append(segs, p[1:end])
+			p = p[end+1:]
+		case p[0] == '.':
+			p = p[1:]
+			end := strings.IndexAny(p, ".[")
+			if end < 0 {
+				end = len(p)
+			}
+			segs = append(segs, p[:end])
+			p = p[end:]
+		default:
+			return append(segs, p)
+		}
+	}
+	return segs
 }
 
 // validateValue checks a parsed JSON value against a compiled schema,
