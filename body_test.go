@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http/httptest"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -204,5 +205,57 @@ func repeatsKey(body []byte) bool {
 		if n := len(stack); n > 0 && stack[n-1].object {
 			stack[n-1].wantKey = true
 		}
+	}
+}
+
+// BenchmarkParseJSONShapes parses bodies of about 64 KiB in each shape a
+// client could use to make the parse expensive, each as the payload of a
+// PUT body. Every shape should cost about what the flat string does: the
+// parse is one linear pass whatever the structure.
+func BenchmarkParseJSONShapes(b *testing.B) {
+	const size = 64 << 10
+	// fill repeats items, separated by commas, until the payload is about
+	// size bytes.
+	fill := func(open, close string, item func(i int) string) []byte {
+		var s strings.Builder
+		s.WriteString(`{"payload":` + open)
+		for i := 0; s.Len() < size-len(close)-16; i++ {
+			if i > 0 {
+				s.WriteByte(',')
+			}
+			s.WriteString(item(i))
+		}
+		s.WriteString(close + `}`)
+		return []byte(s.String())
+	}
+	same := func(item string) func(int) string { return func(int) string { return item } }
+	// A sub-tree 62 levels deep: with the top-level object and the
+	// payload array around it, the body nests exactly maxJSONDepth deep.
+	escapes := `\u00e9\n\"\\\t\/\ud83d\ude00`
+	deep := strings.Repeat(`{"a":[`, (maxJSONDepth-2)/2) + strings.Repeat(`]}`, (maxJSONDepth-2)/2)
+	shapes := []struct {
+		name string
+		body []byte
+	}{
+		{"flat-string", []byte(`{"payload":"` + strings.Repeat("x", size-14) + `"}`)},
+		{"many-keys", fill(`{`, `}`, func(i int) string { return `"` + strconv.FormatInt(int64(i), 36) + `":0` })},
+		{"many-escaped-keys", fill(`{`, `}`, func(i int) string { return `"\u00e9` + strconv.FormatInt(int64(i), 36) + `":0` })},
+		{"many-small-objects", fill(`[`, `]`, same(`{"a":1}`))},
+		{"deep-nesting", fill(`[`, `]`, same(deep))},
+		{"long-strings", fill(`[`, `]`, same(`"`+strings.Repeat("y", 1024)+`"`))},
+		{"many-numbers", fill(`[`, `]`, same(`-12345.678e-9`))},
+		{"many-escapes", []byte(`{"payload":"` + strings.Repeat(escapes, (size-14)/len(escapes)) + `"}`)},
+	}
+	for _, shape := range shapes {
+		if _, p := parseJSON(shape.body); p != nil {
+			b.Fatalf("%s: %v", shape.name, p)
+		}
+		b.Run(shape.name, func(b *testing.B) {
+			b.SetBytes(int64(len(shape.body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				parseJSON(shape.body)
+			}
+		})
 	}
 }
