@@ -1,6 +1,7 @@
 package ownidsessions
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 	"net/http/httptest"
@@ -8,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf16"
+	"unicode/utf8"
 )
 
 func TestReadBody(t *testing.T) {
@@ -75,7 +78,19 @@ func TestParseJSON(t *testing.T) {
 		{body: `{"a":1`, kind: kindMalformedJSON},
 		{body: `{"a"}`, kind: kindMalformedJSON},
 		{body: "{\"a\":\"\xff\"}", kind: kindMalformedJSON},
+		{body: `["\ud800"]`, kind: kindMalformedJSON},          // half a surrogate pair is not Unicode
+		{body: `["\ud83d\ude00"]`, ok: true},                   // a whole one is
+		{body: `{"é":1,"\u00e9":2}`, kind: kindInvalidRequest}, // the same key, escaped
+		// The first fault met decides: a body that goes wrong before it
+		// repeats a key is malformed (found by fuzzing), one that repeats a
+		// key before it goes wrong repeats a key.
+		{body: `{""0""0`, kind: kindMalformedJSON},
+		{body: `{"a" 1,"a":2}`, kind: kindMalformedJSON},
+		{body: `{"a":1,"a":`, kind: kindInvalidRequest},
+		{body: "{}\n\t ", ok: true},
 		{body: ``, kind: kindInvalidRequest},
+		{body: " \t\r\n", kind: kindInvalidRequest},
+		{body: "\f", kind: kindMalformedJSON}, // not JSON white space
 	}
 	for _, tt := range tests {
 		_, p := parseJSON([]byte(tt.body))
@@ -131,14 +146,22 @@ func TestParseJSONValue(t *testing.T) {
 }
 
 // FuzzParseJSON holds the one-pass parse to encoding/json: what it accepts,
-// encoding/json decodes to the same value; what encoding/json refuses, it
-// refuses too.
+// encoding/json accepts too and decodes to the same value, with the same
+// text for each top-level member; what encoding/json accepts, it refuses as
+// malformed only for text that is not Unicode (which encoding/json replaces
+// with U+FFFD), and refuses for a repeated key only when encoding/json's
+// tokenizer meets one.
 func FuzzParseJSON(f *testing.F) {
-	for _, s := range []string{`{"payload":{"a":[1,{"b":null}]},"timeout":5}`, `[]`, `{"a":1,"a":2}`, `{"a":"\u0041"}`, `1e400`, `{"x":[[[]]]}`} {
+	for _, s := range []string{`{"payload":{"a":[1,{"b":null}]},"timeout":5}`, `[]`, `{"a":1,"a":2}`, `{"a":"\u0041"}`, `1e400`, `{"x":[[[]]]}`,
+		`["\ud800"]`, `{"a":1,"a":`, `{"é":1,"\u00e9":2}`, " {} \f", strings.Repeat("[", maxJSONDepth+1)} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
+		sent := bytes.Clone(body)
 		doc, p := parseJSON(body)
+		if !bytes.Equal(body, sent) {
+			t.Fatalf("parsing %q changed it to %q", sent, body)
+		}
 		valid := json.Valid(body)
 		if dup := repeatsKey(body); p == nil && dup {
 			t.Fatalf("accepted %q, which repeats a key", body)
@@ -149,23 +172,74 @@ func FuzzParseJSON(f *testing.F) {
 			if !valid {
 				t.Fatalf("accepted invalid JSON %q", body)
 			}
-			dec := json.NewDecoder(strings.NewReader(string(body)))
-			dec.UseNumber()
-			var want any
-			if err := dec.Decode(&want); err != nil || !reflect.DeepEqual(doc.value, want) {
+			want := decodeUseNumber(t, body)
+			if !reflect.DeepEqual(doc.value, want) {
 				t.Fatalf("%q parsed to %#v, encoding/json to %#v", body, doc.value, want)
 			}
+			object, _ := want.(map[string]any)
+			if len(doc.members) != len(object) {
+				t.Fatalf("%q: %d members, encoding/json %d", body, len(doc.members), len(object))
+			}
 			for _, m := range doc.members {
-				if !json.Valid(m.raw) {
+				if !reflect.DeepEqual(decodeUseNumber(t, m.raw), object[m.name]) || !json.Valid(compact(m.raw)) {
 					t.Fatalf("member %q has text %q", m.name, m.raw)
 				}
 			}
 			return
 		}
-		if p.kind == kindMalformedJSON && valid && !strings.Contains(p.detail, "UTF-8") {
-			t.Fatalf("refused valid JSON %q as malformed", body)
+		switch {
+		case p.detail == "a JSON body is required":
+			if len(bytes.Trim(body, " \t\r\n")) != 0 {
+				t.Fatalf("refused %q as empty", body)
+			}
+		case p.kind == kindMalformedJSON:
+			if valid && utf8.Valid(body) && !escapesHalfSurrogate(body) {
+				t.Fatalf("refused valid JSON %q as malformed", body)
+			}
 		}
 	})
+}
+
+// decodeUseNumber is the reference decode: encoding/json, numbers as
+// json.Number.
+func decodeUseNumber(t *testing.T, text []byte) any {
+	dec := json.NewDecoder(bytes.NewReader(text))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		t.Fatalf("encoding/json refuses %q: %v", text, err)
+	}
+	return v
+}
+
+// escapesHalfSurrogate says whether well-formed JSON text escapes half of
+// a UTF-16 surrogate pair on its own, as in "\ud800", which encoding/json
+// decodes to U+FFFD.
+func escapesHalfSurrogate(text []byte) bool {
+	s := string(text)
+	for i := 0; i < len(s); i++ {
+		if s[i] != '\\' {
+			continue
+		}
+		i++ // the escaped character; in well-formed text a \u has four hex digits
+		if s[i] != 'u' {
+			continue
+		}
+		r1, _ := strconv.ParseUint(s[i+1:i+5], 16, 16)
+		i += 4
+		if !utf16.IsSurrogate(rune(r1)) {
+			continue
+		}
+		if !strings.HasPrefix(s[i+1:], `\u`) || len(s) < i+7 {
+			return true
+		}
+		r2, _ := strconv.ParseUint(s[i+3:i+7], 16, 16)
+		if utf16.DecodeRune(rune(r1), rune(r2)) == utf8.RuneError {
+			return true
+		}
+		i += 6
+	}
+	return false
 }
 
 // repeatsKey is the reference for repeated keys: encoding/json's tokenizer,
