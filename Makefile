@@ -3,6 +3,7 @@ SHELL := /bin/bash
 #
 #   make run    build Caddy with the module (xcaddy) and serve Caddyfile.example
 #   make test   gofmt, go vet and every test, with the race detector
+#   make fuzz   explore each fuzz target for LONG_FUZZTIME
 #   make build  only build ./bin/caddy
 
 CADDY_VERSION  ?= v2.11.9
@@ -21,9 +22,8 @@ GO_SOURCES := $(wildcard *.go) go.mod go.sum $(wildcard openapi/*)
 
 .PHONY: run build test bench fuzz
 
-FUZZ_TARGETS := FuzzServeHTTP FuzzBearerToken FuzzCaddyfile FuzzParseJSON
-# How long make test fuzzes each target; make fuzz uses LONG_FUZZTIME.
-FUZZTIME      ?= 5s
+FUZZ_TARGETS := FuzzServeHTTP FuzzBearerToken FuzzCaddyfile FuzzParseJSON FuzzRawTarget
+# How long make fuzz explores each target.
 LONG_FUZZTIME ?= 5m
 
 run: $(CADDY)
@@ -47,18 +47,21 @@ $(XCADDY):
 # The end-to-end tests run a real Caddy inside the test binary; Caddy keeps
 # its autosave and storage under the XDG directories, so those point at a
 # throwaway directory. -trimpath must not be used: caddytest would skip.
+# go test replays the fuzz seed corpora in testdata/fuzz as plain tests; it
+# does not explore (make fuzz does), so the result depends only on the tree.
 test:
 	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
 	go vet ./...
 	@tmp=$$(mktemp -d); \
 	XDG_CONFIG_HOME=$$tmp/config XDG_DATA_HOME=$$tmp/data go test -race -count=1 ./...; \
 	rc=$$?; rm -rf $$tmp; exit $$rc
-	@$(MAKE) --no-print-directory fuzz LONG_FUZZTIME=$(FUZZTIME)
 
 # Native Go fuzzing of each target in turn (the seed corpora are in
 # testdata/fuzz and also run as plain tests). A failing input is written to
-# testdata/fuzz/<target>/ for go test to replay.
+# testdata/fuzz/<target>/ for go test to replay: commit it with the fix.
+# Inputs that only widen coverage stay in Go's build cache.
 fuzz:
+	@echo "a failing input is written to testdata/fuzz/<target>/; inputs that widen coverage go to $$(go env GOCACHE)/fuzz"
 	@for target in $(FUZZ_TARGETS); do \
 		echo "fuzzing $$target for $(LONG_FUZZTIME)"; \
 		go test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(LONG_FUZZTIME) . 2>&1 | grep -v -e '^{"level"' -e '^fuzz: elapsed'; \

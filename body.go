@@ -8,7 +8,8 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"unicode/utf8"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // maxJSONDepth bounds the nesting of a JSON body: arrays and objects inside
@@ -74,164 +75,159 @@ func readBody(r *http.Request, limit int64) ([]byte, *problem) {
 	return body, nil
 }
 
-// parseJSON parses a body once. It refuses a body that is empty, not UTF-8,
-// not exactly one well-formed JSON value, nested deeper than maxJSONDepth,
-// that repeats a key within one object (parsers disagree on which value
-// counts), or holds a number beyond float64. The value is encoding/json's,
-// numbers as json.Number as the schema validator wants them; a short scan
-// of the structure before it finds the depth, repeated keys and the text of
-// each top-level member without allocating per token.
+// parseJSON parses a body in one pass of jsontext's decoder, which checks
+// the grammar and that strings are UTF-8 (raw bytes and \u escapes alike).
+// It refuses a body that is empty, not exactly one well-formed JSON value,
+// nested deeper than maxJSONDepth, that repeats a key within one object
+// (parsers disagree on which value counts), or holds a number beyond
+// float64. The body is read in order and refused for the first fault met,
+// so a body whose text goes wrong before it repeats a key is malformed.
+//
+// The value is built from the same tokens, as encoding/json with UseNumber
+// would decode it: map[string]any, []any, string, json.Number, bool, nil,
+// as the schema validator wants them. The text of each top-level member is
+// a slice of the body.
 func parseJSON(body []byte) (*jsonDoc, *problem) {
-	if len(bytes.TrimSpace(body)) == 0 {
-		return nil, newProblem(kindInvalidRequest, "a JSON body is required")
-	}
-	// JSON text is UTF-8 (RFC 8259); encoding/json would quietly replace
-	// invalid bytes, so they are refused here.
-	if !utf8.Valid(body) {
-		return nil, newProblem(kindMalformedJSON, "the body is not valid UTF-8")
-	}
-	doc := &jsonDoc{}
-	if p := scanStructure(body, doc); p != nil {
-		return nil, p
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	if err := dec.Decode(&doc.value); err != nil {
+	// A bytes.Buffer is decoded in place, and never written to: offsets are
+	// offsets into body. Repeated names are found in the maps the value is
+	// built of: the decoder's own check would keep a second set of every
+	// object's names, which costs as much as the rest of the parse of a
+	// body of many keys.
+	dec := jsontext.NewDecoder(bytes.NewBuffer(body),
+		jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(false))
+	if dec.PeekKind() == jsontext.KindInvalid {
+		if _, err := dec.ReadToken(); err == io.EOF {
+			return nil, newProblem(kindInvalidRequest, "a JSON body is required")
+		}
 		return nil, errMalformed()
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errMalformed() // more than one value
+	r := &jsonReader{dec: dec, body: body, text: string(body), doc: &jsonDoc{}}
+	var p *problem
+	if r.doc.value, p = r.value(); p != nil {
+		return nil, p
 	}
-	return doc, nil
+	if _, err := dec.ReadToken(); err != io.EOF {
+		return nil, errMalformed() // more than one value, or trailing bytes
+	}
+	return r.doc, nil
 }
 
 func errMalformed() *problem {
 	return newProblem(kindMalformedJSON, "the body is not well-formed JSON")
 }
 
-// scanStructure walks the body's structure: strings, containers and the
-// scalars between them. It checks nesting, repeated keys and number range,
-// and records the text of each member of a top-level object. Syntax is left
-// to the decoder that runs after it; what the scan cannot follow is
-// malformed.
-func scanStructure(b []byte, doc *jsonDoc) *problem {
-	type frame struct {
-		object  bool
-		wantKey bool
-		keys    [][]byte // the object's keys so far, unescaped
-	}
-	stack := make([]frame, 0, 8)
-	var memberName string
-	memberStart := 0
-
-	// done is called when a value ends at end: an object that holds it
-	// wants a key next, and a top-level member is complete.
-	done := func(end int) {
-		n := len(stack)
-		if n == 0 || !stack[n-1].object {
-			return
-		}
-		stack[n-1].wantKey = true
-		if n == 1 {
-			raw := bytes.TrimLeft(b[memberStart:end], " \t\r\n:")
-			doc.members = append(doc.members, jsonMember{memberName, raw})
-		}
-	}
-
-	for i := 0; i < len(b); {
-		switch c := b[i]; {
-		case c == '"':
-			end, escaped := scanString(b, i)
-			if end < 0 {
-				return errMalformed()
-			}
-			n := len(stack)
-			if n == 0 || !stack[n-1].object || !stack[n-1].wantKey {
-				done(end + 1)
-				i = end + 1
-				continue
-			}
-			key := b[i+1 : end]
-			if escaped {
-				var s string
-				if json.Unmarshal(b[i:end+1], &s) != nil {
-					return errMalformed()
-				}
-				key = []byte(s)
-			}
-			top := &stack[n-1]
-			for _, k := range top.keys {
-				if bytes.Equal(k, key) {
-					return newProblem(kindInvalidRequest, "the body repeats a key within one object")
-				}
-			}
-			top.keys = append(top.keys, key)
-			top.wantKey = false
-			if n == 1 {
-				memberName, memberStart = string(key), end+1
-			}
-			i = end + 1
-		case c == '{' || c == '[':
-			if len(stack) == maxJSONDepth {
-				return newProblem(kindInvalidRequest, "the body nests arrays and objects deeper than "+strconv.Itoa(maxJSONDepth)+" levels")
-			}
-			stack = append(stack, frame{object: c == '{', wantKey: c == '{'})
-			i++
-		case c == '}' || c == ']':
-			if len(stack) == 0 || stack[len(stack)-1].object != (c == '}') {
-				return errMalformed()
-			}
-			stack = stack[:len(stack)-1]
-			done(i + 1)
-			i++
-		case c == ',' || c == ':' || c == ' ' || c == '\t' || c == '\r' || c == '\n':
-			i++
-		default: // a number or true, false, null
-			end := i
-			for end < len(b) && !structural(b[end]) {
-				end++
-			}
-			if c == '-' || '0' <= c && c <= '9' {
-				if _, err := strconv.ParseFloat(string(b[i:end]), 64); err != nil {
-					var numErr *strconv.NumError
-					if errors.As(err, &numErr) && numErr.Err == strconv.ErrRange {
-						return newProblem(kindInvalidRequest, "the body holds a number out of range")
-					}
-					return errMalformed()
-				}
-			}
-			done(end)
-			i = end
-		}
-	}
-	if len(stack) != 0 {
-		return errMalformed()
-	}
-	return nil
+// jsonReader builds a jsonDoc from the decoder's tokens.
+type jsonReader struct {
+	dec  *jsontext.Decoder
+	body []byte
+	// text is the body as a string: strings without escapes, names and
+	// numbers are slices of it rather than a copy each.
+	text     string
+	unquoted []byte // scratch space to unescape a string
+	doc      *jsonDoc
 }
 
-// structural says whether c ends a number or literal.
-func structural(c byte) bool {
-	switch c {
-	case ',', ':', ']', '}', '[', '{', '"', ' ', '\t', '\r', '\n':
-		return true
+// value reads the next value whole and returns it.
+func (r *jsonReader) value() (any, *problem) {
+	kind := r.dec.PeekKind()
+	if kind == '{' || kind == '[' {
+		if _, err := r.dec.ReadToken(); err != nil {
+			return nil, errMalformed()
+		}
+		if r.dec.StackDepth() > maxJSONDepth {
+			return nil, newProblem(kindInvalidRequest, "the body nests arrays and objects deeper than "+strconv.Itoa(maxJSONDepth)+" levels")
+		}
+		if kind == '{' {
+			return r.object()
+		}
+		return r.array()
 	}
-	return false
+	raw, err := r.dec.ReadValue()
+	if err != nil {
+		return nil, errMalformed() // also where a '}' or ']' stands for a value
+	}
+	switch kind {
+	case '"':
+		return r.string(raw), nil
+	case '0':
+		n := r.slice(raw)
+		// The decoder has checked the grammar; only the range is left.
+		if _, err := strconv.ParseFloat(n, 64); err != nil {
+			return nil, newProblem(kindInvalidRequest, "the body holds a number out of range")
+		}
+		return json.Number(n), nil
+	case 't':
+		return true, nil
+	case 'f':
+		return false, nil
+	}
+	return nil, nil // null
 }
 
-// scanString finds the closing quote of the string that opens at b[start],
-// and whether the string holds escapes; -1 when it does not close.
-func scanString(b []byte, start int) (end int, escaped bool) {
-	for i := start + 1; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
-			escaped = true
-			i++
-		case '"':
-			return i, escaped
+// object reads the members of an object whose '{' has been read, up to its
+// '}'. The text of each member of the top-level object is kept.
+func (r *jsonReader) object() (any, *problem) {
+	top := r.dec.StackDepth() == 1
+	obj := make(map[string]any)
+	for r.dec.PeekKind() != '}' {
+		raw, err := r.dec.ReadValue()
+		if err != nil {
+			return nil, errMalformed()
+		}
+		name := r.string(raw)
+		if _, repeated := obj[name]; repeated {
+			return nil, newProblem(kindInvalidRequest, "the body repeats a key within one object")
+		}
+		nameEnd := r.dec.InputOffset()
+		v, p := r.value()
+		if p != nil {
+			return nil, p
+		}
+		obj[name] = v
+		if top {
+			raw := bytes.TrimLeft(r.body[nameEnd:r.dec.InputOffset()], " \t\r\n:")
+			r.doc.members = append(r.doc.members, jsonMember{name, raw})
 		}
 	}
-	return -1, escaped
+	if _, err := r.dec.ReadToken(); err != nil { // the '}' just peeked
+		return nil, errMalformed()
+	}
+	return obj, nil
+}
+
+// array reads the elements of an array whose '[' has been read, up to its
+// ']'.
+func (r *jsonReader) array() (any, *problem) {
+	arr := make([]any, 0)
+	for r.dec.PeekKind() != ']' {
+		v, p := r.value()
+		if p != nil {
+			return nil, p
+		}
+		arr = append(arr, v)
+	}
+	if _, err := r.dec.ReadToken(); err != nil { // the ']' just peeked
+		return nil, errMalformed()
+	}
+	return arr, nil
+}
+
+// slice returns the text of the value just read, raw, as a slice of r.text.
+func (r *jsonReader) slice(raw []byte) string {
+	end := int(r.dec.InputOffset())
+	return r.text[end-len(raw) : end]
+}
+
+// string returns the value of the JSON string just read, raw: a slice of
+// r.text when it holds no escapes.
+func (r *jsonReader) string(raw []byte) string {
+	if bytes.IndexByte(raw, '\\') < 0 {
+		s := r.slice(raw)
+		return s[1 : len(s)-1]
+	}
+	// The decoder has checked the escapes.
+	r.unquoted, _ = jsontext.AppendUnquote(r.unquoted[:0], raw)
+	return string(r.unquoted)
 }
 
 // compact returns a JSON value without insignificant white space; nil stays

@@ -18,8 +18,8 @@ import (
 )
 
 // The fuzz targets run their seed corpora (testdata/fuzz/<target>) as plain
-// tests in every `go test`; `make test` also fuzzes each for a few seconds
-// and `make fuzz` for longer.
+// tests in every `go test`, and so in `make test`, which explores nothing;
+// `make fuzz` explores each, and what it finds is committed there.
 
 // FuzzServeHTTP drives the whole request path (routing, token, contract
 // checks, store, response) with arbitrary method, path, headers and body.
