@@ -60,7 +60,10 @@ type contract struct {
 type pathInfo struct {
 	template string
 	item     *v3.PathItem
-	pattern  *regexp.Regexp
+	// pattern matches the template, one capture group per variable, named
+	// in variables.
+	pattern   *regexp.Regexp
+	variables []string
 	// folded matches the path whatever its case, to spot near misses.
 	folded   *regexp.Regexp
 	literals int // literal segments, for specificity
@@ -75,11 +78,14 @@ type operation struct {
 	// name labels the operation in metrics and logs: its operationId, or
 	// "METHOD template".
 	name string
-	// checkParams is false when no declared parameter can fail: each is an
-	// optional (or path) parameter whose schema is a bare string, which
-	// every value satisfies. The library's parameter validators run
-	// otherwise.
+	// checkParams is false when the library's parameter validators have
+	// nothing to check: every parameter is either an optional one whose
+	// schema is a bare string, which every value satisfies, or a path
+	// parameter with a string schema, checked with pathChecks.
 	checkParams bool
+	// pathChecks are the path parameters with a string schema, compiled
+	// once and checked against the value the route captured.
+	pathChecks []paramCheck
 	// bodySchema is the compiled JSON Schema of a JSON request body
 	// (libopenapi-validator's compilation, request direction); nil when
 	// the operation declares no JSON body, in which case the library's
@@ -193,20 +199,23 @@ func parseContract(spec []byte) (*contract, error) {
 
 func newPathInfo(template string, item *v3.PathItem, opts *config.ValidationOptions, version float32) (*pathInfo, error) {
 	info := &pathInfo{template: template, item: item, ops: map[string]*operation{}}
-	pattern, literals, err := templatePattern(template)
+	pattern, literals, variables, err := templatePattern(template)
 	if err != nil {
 		return nil, fmt.Errorf("path %s: %v", template, err)
 	}
 	info.pattern = regexp.MustCompile("^" + pattern + "$")
 	info.folded = regexp.MustCompile("(?i)^" + pattern + "$")
 	info.literals = literals
+	info.variables = variables
 	for op := item.GetOperations().First(); op != nil; op = op.Next() {
 		method := strings.ToUpper(op.Key())
 		info.methods = append(info.methods, method)
 		compiled := &operation{
-			checkParams:     !trivialParams(item.Parameters, op.Value().Parameters),
 			params:          append(slices.Clip(item.Parameters), op.Value().Parameters...),
 			securityHeaders: []string{"Authorization"},
+		}
+		if compiled.pathChecks, compiled.checkParams, err = compileParams(compiled.params, variables, opts, version); err != nil {
+			return nil, fmt.Errorf("%s %s: %v", method, template, err)
 		}
 		compiled.name = op.Value().OperationId
 		if compiled.name == "" {
@@ -314,31 +323,63 @@ func isJSONMediaType(mt string) bool {
 	return mt == "application/json" || strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")
 }
 
-// trivialParams says whether every declared parameter accepts any value:
-// a path parameter, or an optional one, whose schema is a bare string.
-func trivialParams(lists ...[]*v3.Parameter) bool {
-	for _, list := range lists {
-		for _, p := range list {
-			if p == nil {
+// paramCheck is one path parameter checked in-house: the index of its
+// variable in the template and its compiled schema.
+type paramCheck struct {
+	name     string
+	variable int
+	schema   *jsonschema.Schema
+}
+
+// compileParams compiles the path parameters whose schema is a string
+// (with any pattern, length, format or enum) for checking against the
+// value the route captured, and says whether any other parameter needs
+// the library's parameter validators: one whose schema is not a bare
+// string, or that is required outside the path.
+func compileParams(params []*v3.Parameter, variables []string, opts *config.ValidationOptions, version float32) ([]paramCheck, bool, error) {
+	var checks []paramCheck
+	needLibrary := false
+	seen := map[string]bool{}
+	// Operation parameters come last and override path-level ones.
+	for i := len(params) - 1; i >= 0; i-- {
+		p := params[i]
+		if p == nil || seen[p.In+" "+p.Name] {
+			continue
+		}
+		seen[p.In+" "+p.Name] = true
+		var s *highbase.Schema
+		if p.Schema != nil && (p.Content == nil || p.Content.Len() == 0) {
+			s = p.Schema.Schema()
+		}
+		stringSchema := s != nil && len(s.Type) == 1 && s.Type[0] == "string" &&
+			len(s.AllOf) == 0 && len(s.AnyOf) == 0 && len(s.OneOf) == 0 && s.Not == nil
+		if p.In == "path" && stringSchema {
+			variable := slices.Index(variables, p.Name)
+			if variable < 0 {
+				needLibrary = true
 				continue
 			}
-			if p.Content != nil && p.Content.Len() > 0 || p.Schema == nil || p.In != "path" && p.Required != nil && *p.Required {
-				return false
+			c, err := schema_validation.CompileSchemaForValidation(s, schema_validation.SchemaValidationPurposeRequestBody, opts, version)
+			if err != nil {
+				return nil, false, fmt.Errorf("parameter %s: %v", p.Name, err)
 			}
-			s := p.Schema.Schema()
-			if s == nil || len(s.Type) != 1 || s.Type[0] != "string" || s.Pattern != "" || s.Format != "" ||
-				s.MinLength != nil || s.MaxLength != nil || len(s.Enum) > 0 || s.Const != nil ||
-				len(s.AllOf) > 0 || len(s.AnyOf) > 0 || len(s.OneOf) > 0 || s.Not != nil {
-				return false
-			}
+			checks = append(checks, paramCheck{name: p.Name, variable: variable, schema: c.CompiledSchema})
+			continue
+		}
+		required := p.Required != nil && *p.Required
+		bare := stringSchema && s.Pattern == "" && s.Format == "" && s.MinLength == nil && s.MaxLength == nil &&
+			len(s.Enum) == 0 && s.Const == nil
+		if !bare || required {
+			needLibrary = true
 		}
 	}
-	return true
+	return checks, needLibrary, nil
 }
 
 // templatePattern turns an OpenAPI path or server template into a regular
-// expression: each {name} matches one non-empty path segment.
-func templatePattern(template string) (pattern string, literals int, err error) {
+// expression: each {name} matches one non-empty path segment, in a capture
+// group; variables names them in order.
+func templatePattern(template string) (pattern string, literals int, variables []string, err error) {
 	var b strings.Builder
 	for i, seg := range strings.Split(template, "/") {
 		if i > 0 {
@@ -362,14 +403,15 @@ func templatePattern(template string) (pattern string, literals int, err error) 
 			}
 			end := strings.IndexByte(seg[open:], '}')
 			if end < 0 {
-				return "", 0, fmt.Errorf("unclosed '{'")
+				return "", 0, nil, fmt.Errorf("unclosed '{'")
 			}
 			b.WriteString(regexp.QuoteMeta(seg[:open]))
-			b.WriteString(`[^/]+`)
+			b.WriteString(`([^/]+)`)
+			variables = append(variables, seg[open+1:open+end])
 			seg = seg[open+end+1:]
 		}
 	}
-	return b.String(), literals, nil
+	return b.String(), literals, variables, nil
 }
 
 // serverBases compiles the base path of each server URL
@@ -402,7 +444,7 @@ func serverBases(servers []*v3.Server, flags string) ([]string, []*regexp.Regexp
 	slices.SortStableFunc(templates, func(a, b string) int { return len(b) - len(a) })
 	bases := make([]*regexp.Regexp, 0, len(templates))
 	for _, t := range templates {
-		pattern, _, err := templatePattern(t)
+		pattern, _, _, err := templatePattern(t)
 		if err != nil {
 			return nil, nil, fmt.Errorf("server %s: %v", t, err)
 		}

@@ -25,7 +25,7 @@ func TestTemplatePattern(t *testing.T) {
 		{"/a.b/c+d", []string{"/a.b/c+d"}, []string{"/aXb/c+d", "/a.b/cd"}},
 	}
 	for _, tt := range tests {
-		pattern, _, err := templatePattern(tt.template)
+		pattern, _, _, err := templatePattern(tt.template)
 		if err != nil {
 			t.Fatalf("%s: %v", tt.template, err)
 		}
@@ -41,7 +41,7 @@ func TestTemplatePattern(t *testing.T) {
 			}
 		}
 	}
-	if _, _, err := templatePattern("/pets/{id"); err == nil {
+	if _, _, _, err := templatePattern("/pets/{id"); err == nil {
 		t.Error("unclosed brace accepted")
 	}
 }

@@ -108,6 +108,14 @@ func (c *contract) validateRequest(r *http.Request, rt route, body *requestBody,
 	if strictMode {
 		fields = append(fields, c.undeclared(r, op, body)...)
 	}
+	if len(op.pathChecks) > 0 {
+		values := c.pathValues(info, rt)
+		for _, pc := range op.pathChecks {
+			for _, fe := range validateValue(pc.schema, values[pc.variable]) {
+				fields = append(fields, fieldError{Location: pc.name, Message: fe.Message})
+			}
+		}
+	}
 	var vr *http.Request
 	if op.checkParams {
 		vr = contractRequest(r, rt, body)
@@ -141,6 +149,19 @@ func (c *contract) validateRequest(r *http.Request, rt route, body *requestBody,
 	p := newProblem(kindInvalidRequest, "the request does not match the session contract")
 	p.errors = fields
 	return p
+}
+
+// pathValues are the values of the path's template variables, in order.
+// The session contract's one variable is the session id its route found.
+func (c *contract) pathValues(info *pathInfo, rt route) []string {
+	if c.sessions && rt.template == itemPath {
+		return []string{rt.sessionID}
+	}
+	m := info.pattern.FindStringSubmatch(rt.path)
+	if m == nil {
+		return make([]string, len(info.variables))
+	}
+	return m[1:]
 }
 
 // caseVariants reports top-level members whose name differs only in letter
