@@ -267,7 +267,7 @@ func TestForwardPaths(t *testing.T) {
 func TestForwardSeedSpec(t *testing.T) {
 	be := newBackend(t)
 	tc := caddytest.NewTester(t)
-	tc.InitServer(forwardConfig(be.URL, "off", "spec ../shared/seed/update-session.openapi.yaml"), "caddyfile")
+	tc.InitServer(forwardConfig(be.URL, "off", "spec testdata/specs/seed-update-session.yaml"), "caddyfile")
 	r := call(t, tc, request{method: "PUT", path: "/accounts/sessions/abc", body: `{"payload":"x"}`, unchecked: true})
 	if r.status != 404 || be.count() != 0 {
 		t.Fatalf("PUT without the app segment: %d, backend saw %d", r.status, be.count())
