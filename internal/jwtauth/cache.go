@@ -1,16 +1,10 @@
-package ownidsessions
+package jwtauth
 
 import (
 	"crypto/sha256"
 	"sync"
 	"sync/atomic"
 	"time"
-)
-
-// Defaults of the verified-token cache.
-const (
-	defaultCacheSize = 10000
-	defaultCacheTTL  = 5 * time.Minute
 )
 
 // tokenCache remembers tokens that verified, so a token seen again skips the
@@ -31,7 +25,7 @@ type cacheShard struct {
 }
 
 type cacheEntry struct {
-	id         *identity
+	id         *Identity
 	until      time.Time
 	generation uint64
 }
@@ -49,7 +43,7 @@ func (c *tokenCache) shard(key *[sha256.Size]byte) *cacheShard {
 }
 
 // get returns the identity of a cached token still within its entry's life.
-func (c *tokenCache) get(key *[sha256.Size]byte, now time.Time) (*identity, bool) {
+func (c *tokenCache) get(key *[sha256.Size]byte, now time.Time) (*Identity, bool) {
 	sh := c.shard(key)
 	sh.mu.RLock()
 	e, ok := sh.entries[*key]
@@ -63,7 +57,7 @@ func (c *tokenCache) get(key *[sha256.Size]byte, now time.Time) (*identity, bool
 // put caches a verified token until min(notAfter, now+ttl). generation is
 // the cache's generation read before the token was verified: if the keys
 // changed meanwhile, the entry is born stale.
-func (c *tokenCache) put(key *[sha256.Size]byte, id *identity, notAfter, now time.Time, generation uint64) {
+func (c *tokenCache) put(key *[sha256.Size]byte, id *Identity, notAfter, now time.Time, generation uint64) {
 	until := now.Add(c.ttl)
 	if notAfter.Before(until) {
 		until = notAfter

@@ -1,4 +1,4 @@
-package ownidsessions
+package jwtauth
 
 import (
 	"crypto/sha256"
@@ -17,7 +17,7 @@ func cacheKey(s string) *[sha256.Size]byte {
 
 func TestTokenCache(t *testing.T) {
 	c := newTokenCache(1600, time.Minute)
-	id := &identity{subject: "alice"}
+	id := &Identity{Subject: "alice"}
 	k := cacheKey("token-a")
 
 	c.put(k, id, t0.Add(time.Hour), t0, c.generation.Load())
@@ -54,14 +54,14 @@ func TestTokenCache(t *testing.T) {
 func TestTokenCacheBounded(t *testing.T) {
 	c := newTokenCache(160, time.Hour)
 	for i := 0; i < 10000; i++ {
-		c.put(cacheKey(fmt.Sprint(i)), &identity{}, t0.Add(time.Hour), t0, c.generation.Load())
+		c.put(cacheKey(fmt.Sprint(i)), &Identity{}, t0.Add(time.Hour), t0, c.generation.Load())
 	}
 	if n := c.len(); n > 160 || n < 100 {
 		t.Fatalf("%d entries held for a bound of 160", n)
 	}
 	// The newest entry is always kept.
 	k := cacheKey("newest")
-	c.put(k, &identity{}, t0.Add(time.Hour), t0, c.generation.Load())
+	c.put(k, &Identity{}, t0.Add(time.Hour), t0, c.generation.Load())
 	if _, ok := c.get(k, t0); !ok {
 		t.Fatal("newest entry evicted")
 	}
@@ -70,7 +70,7 @@ func TestTokenCacheBounded(t *testing.T) {
 // TestVerifierCacheHonoursClock: a cached token is refused once it expires,
 // and before its nbf, whatever the cache holds.
 func TestVerifierCacheHonoursClock(t *testing.T) {
-	v := testVerifier(t, func(c *JWTConfig) { c.Leeway = durationPtr(0) })
+	v := testVerifier(t, func(c *Config) { c.Leeway = durationPtr(0) })
 	now := testNow()
 	claims := claimsFor("cached")
 	claims["exp"] = now.Add(time.Minute).Unix()
@@ -88,7 +88,7 @@ func TestVerifierCacheHonoursClock(t *testing.T) {
 	id, _ := verifyToken(v, tok)
 	v.cache.put(cacheKey(tok), id, now.Add(time.Hour), now, v.cache.generation.Load())
 	advanceClock(t, 2*time.Minute)
-	if _, p := verifyToken(v, tok); p == nil || p.detail != "the token has expired" {
+	if _, p := verifyToken(v, tok); p == nil || p.Detail != "the token has expired" {
 		t.Fatalf("expired cached token: %v", p)
 	}
 
@@ -100,7 +100,7 @@ func TestVerifierCacheHonoursClock(t *testing.T) {
 	raw, _ := json.Marshal(early)
 	json.Unmarshal(raw, &parsed)
 	v.cache.put(cacheKey(earlyTok), newIdentity(parsed), now.Add(time.Hour), now, v.cache.generation.Load())
-	if _, p := verifyToken(v, earlyTok); p == nil || p.detail != "the token is not valid yet" {
+	if _, p := verifyToken(v, earlyTok); p == nil || p.Detail != "the token is not valid yet" {
 		t.Fatalf("cached token before its nbf: %v", p)
 	}
 }

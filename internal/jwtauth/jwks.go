@@ -1,4 +1,4 @@
-package ownidsessions
+package jwtauth
 
 import (
 	"bytes"
@@ -23,12 +23,7 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// Defaults of the JWKS settings.
 const (
-	defaultJWKSRefresh         = time.Hour
-	defaultJWKSRefetchInterval = 5 * time.Minute
-	defaultJWKSWait            = 2 * time.Second
-
 	// jwksBackgroundTimeout bounds the fetches no request waits on.
 	jwksBackgroundTimeout = 30 * time.Second
 	// jwksRetryFirst and jwksRetryMax pace the retries of a JWKS that could
@@ -49,6 +44,7 @@ type jwksSource struct {
 	redacted  string // the URL without credentials or query, for logs
 	cfg       jwksSettings
 	logger    *zap.Logger
+	observer  Observer
 	onChange  func()
 	keys      atomic.Pointer[keyfunc.Keyfunc]
 	lastError atomic.Pointer[string]
@@ -92,9 +88,9 @@ func redactURL(u *url.URL) string {
 // it fresh until ctx ends. If the first fetch fails it logs loudly and keeps
 // retrying in the background: tokens whose kid it would serve are refused
 // meanwhile, and every other key source keeps working.
-func newJWKSSource(ctx context.Context, rawURL string, cfg jwksSettings, logger *zap.Logger, onChange func()) *jwksSource {
+func newJWKSSource(ctx context.Context, rawURL string, cfg jwksSettings, logger *zap.Logger, observer Observer, onChange func()) *jwksSource {
 	u, _ := url.Parse(rawURL) // checked by checkJWKSURL
-	s := &jwksSource{url: rawURL, redacted: redactURL(u), cfg: cfg, logger: logger, onChange: onChange}
+	s := &jwksSource{url: rawURL, redacted: redactURL(u), cfg: cfg, logger: logger, observer: observer, onChange: onChange}
 	if err := s.start(ctx, cfg.wait); err != nil {
 		s.logger.Error("JWKS could not be fetched; tokens signed with its keys are refused until it can be, retrying in the background",
 			zap.String("jwks", s.redacted), zap.String("error", s.redact(err)))
@@ -169,7 +165,7 @@ func (s *jwksSource) retry(ctx context.Context) {
 }
 
 func (s *jwksSource) recordError(err error) {
-	metrics.jwksFetches.WithLabelValues("error").Inc()
+	s.observer.JWKSFetch(false)
 	msg := s.redact(err)
 	s.lastError.Store(&msg)
 }
@@ -210,7 +206,7 @@ type watchedStorage struct {
 }
 
 func (w *watchedStorage) KeyReplaceAll(ctx context.Context, given []jwkset.JWK) error {
-	metrics.jwksFetches.WithLabelValues("ok").Inc()
+	w.source.observer.JWKSFetch(true)
 	w.source.lastFetch.Store(time.Now().UnixMilli())
 	w.source.keyCount.Store(int64(len(given)))
 	if err := w.Storage.KeyReplaceAll(ctx, given); err != nil {
@@ -236,4 +232,35 @@ func fingerprint(keys []jwkset.JWK) [sha256.Size]byte {
 	}
 	slices.SortFunc(parts, bytes.Compare)
 	return sha256.Sum256(bytes.Join(parts, []byte{0}))
+}
+
+// JWKSStatus is the state of one JWK Set, for an operator: nothing in it is
+// secret.
+type JWKSStatus struct {
+	// URL is the set's URL without credentials or query.
+	URL string
+	// Loaded says whether the set was ever fetched.
+	Loaded bool
+	// Keys counts the keys of the last set fetched.
+	Keys int64
+	// LastFetch is when the set was last fetched; zero if never.
+	LastFetch time.Time
+	// LastError is the last fetch failure, redacted; "" if none.
+	LastError string
+}
+
+// JWKS describes the verifier's JWK Sets, in the order of the config.
+func (v *Verifier) JWKS() []JWKSStatus {
+	var out []JWKSStatus
+	for _, src := range v.jwks {
+		st := JWKSStatus{URL: src.redacted, Loaded: src.keys.Load() != nil, Keys: src.keyCount.Load()}
+		if ms := src.lastFetch.Load(); ms > 0 {
+			st.LastFetch = time.UnixMilli(ms)
+		}
+		if e := src.lastError.Load(); e != nil {
+			st.LastError = *e
+		}
+		out = append(out, st)
+	}
+	return out
 }

@@ -1,0 +1,347 @@
+package jwtauth
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/MicahParks/jwkset"
+	"github.com/caddyserver/caddy/v2"
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// jwksServer is a real HTTP server for a JWK Set that the test can change,
+// break and count.
+type jwksServer struct {
+	*httptest.Server
+	mu      sync.Mutex
+	body    []byte
+	failing bool
+	fetches atomic.Int64
+}
+
+func newJWKSServer(t *testing.T) *jwksServer {
+	s := &jwksServer{}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.fetches.Add(1)
+		s.mu.Lock()
+		body, failing := s.body, s.failing
+		s.mu.Unlock()
+		if failing {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(body)
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+type testJWK struct {
+	kid string
+	alg jwkset.ALG // "" leaves alg out of the JWK
+	key any        // the public key
+}
+
+// serve replaces the set the server answers with.
+func (s *jwksServer) serve(t *testing.T, keys ...testJWK) {
+	t.Helper()
+	var set jwkset.JWKSMarshal
+	for _, k := range keys {
+		jwk, err := jwkset.NewJWKFromKey(k.key, jwkset.JWKOptions{Metadata: jwkset.JWKMetadataOptions{KID: k.kid, ALG: k.alg}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		set.Keys = append(set.Keys, jwk.Marshal())
+	}
+	body, err := json.Marshal(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	s.body, s.failing = body, false
+	s.mu.Unlock()
+}
+
+func (s *jwksServer) fail(failing bool) {
+	s.mu.Lock()
+	s.failing = failing
+	s.mu.Unlock()
+}
+
+// signKid signs claims with key under alg, naming kid in the header.
+func signKid(t *testing.T, alg, kid string, key any, claims jwt.MapClaims) string {
+	t.Helper()
+	tok := jwt.NewWithClaims(jwt.GetSigningMethod(alg), claims)
+	tok.Header["kid"] = kid
+	s, err := tok.SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestCheckJWKSURL(t *testing.T) {
+	for raw, ok := range map[string]bool{
+		"https://issuer.example/.well-known/jwks.json": true,
+		"http://127.0.0.1:8080/jwks":                   true,
+		"http://localhost/jwks":                        true,
+		"http://[::1]:1/jwks":                          true,
+		"http://issuer.example/jwks":                   false,
+		"ftp://issuer.example/jwks":                    false,
+		"/jwks":                                        false,
+		"issuer.example":                               false,
+	} {
+		if err := checkJWKSURL(raw); (err == nil) != ok {
+			t.Errorf("%s: %v, want ok=%v", raw, err, ok)
+		}
+	}
+	u, _ := url.Parse("https://user:pass@issuer.example/jwks?token=abc")
+	if got := redactURL(u); got != "https://issuer.example/jwks" {
+		t.Errorf("redacted %q", got)
+	}
+}
+
+// TestJWKSErrorsRedacted: a fetch error names the set without its
+// credentials or query, however net/http printed the URL.
+func TestJWKSErrorsRedacted(t *testing.T) {
+	raw := "https://user:pass@issuer.example/jwks?token=abc"
+	u, _ := url.Parse(raw)
+	s := &jwksSource{url: raw, redacted: redactURL(u)}
+	for _, err := range []error{
+		fmt.Errorf(`Get "https://user:***@issuer.example/jwks?token=abc": dial tcp: refused`),
+		fmt.Errorf(`Get "%s": dial tcp: refused`, raw),
+	} {
+		got := s.redact(err)
+		if strings.Contains(got, "user") || strings.Contains(got, "pass") || strings.Contains(got, "token=abc") || !strings.Contains(got, "https://issuer.example/jwks") {
+			t.Errorf("redacted %q", got)
+		}
+	}
+	if err := checkJWKSURL("http://user:pass@issuer.example/jwks"); err == nil || strings.Contains(err.Error(), "pass") {
+		t.Errorf("load error %v", err)
+	}
+}
+
+// jwksVerifier is a verifier of HS256 (the test secret) and RS256, PS256
+// and ES256 tokens from the given sets, counting what it reports.
+func jwksVerifier(t *testing.T, mutate func(*Config), urls ...string) (*Verifier, *countingObserver) {
+	t.Helper()
+	cfg := &Config{
+		Algorithms:          []string{"HS256", "RS256", "PS256", "ES256"},
+		Secret:              "{env.OWNID_TEST_SECRET}",
+		JWKS:                urls,
+		JWKSRefetchInterval: caddy.Duration(time.Hour),
+	}
+	if mutate != nil {
+		mutate(cfg)
+	}
+	obs := &countingObserver{}
+	env := testEnv(t)
+	env.Observer = obs
+	v, err := New(cfg, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v, obs
+}
+
+// accepted says whether v takes the token; a refusal must be a 401.
+func accepted(t *testing.T, v *Verifier, token string) bool {
+	t.Helper()
+	_, e := verifyToken(v, token)
+	if e != nil && (e.Status != 401 || !e.TokenSent) {
+		t.Fatalf("refusal %+v, want a 401 about the token", e)
+	}
+	return e == nil
+}
+
+// TestJWKSKidSelectionAndRotation: a kid selects the set's key, whose type
+// and JWK alg must fit the token; a rotated set is fetched again (once) for
+// the new kid, and the retired key's token then fails, cached or not.
+func TestJWKSKidSelectionAndRotation(t *testing.T) {
+	rsa1, _ := rsa.GenerateKey(rand.Reader, 2048)
+	rsa2, _ := rsa.GenerateKey(rand.Reader, 2048)
+	ec1, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	srv := newJWKSServer(t)
+	srv.serve(t,
+		testJWK{kid: "rsa-1", alg: jwkset.AlgRS256, key: &rsa1.PublicKey},
+		testJWK{kid: "ec-1", key: &ec1.PublicKey})
+	v, obs := jwksVerifier(t, nil, srv.URL)
+	afterStart := srv.fetches.Load()
+	if afterStart != 1 || obs.fetchesOK.Load() != 1 {
+		t.Fatalf("%d fetches at start (%d reported ok), want 1", afterStart, obs.fetchesOK.Load())
+	}
+
+	claims := claimsFor("kid-user")
+	rsaToken := signKid(t, "RS256", "rsa-1", rsa1, claims)
+	for name, tt := range map[string]struct {
+		token string
+		want  bool
+	}{
+		"rsa kid":                    {rsaToken, true},
+		"ec kid, JWK without alg":    {signKid(t, "ES256", "ec-1", ec1, claims), true},
+		"static secret still works":  {tokenFor(t, "kid-user"), true},
+		"JWK alg RS256, token PS256": {signKid(t, "PS256", "rsa-1", rsa1, claims), false},
+		"kid of an RSA key, ES256":   {signKid(t, "ES256", "rsa-1", ec1, claims), false},
+		"right kid, other key":       {signKid(t, "RS256", "rsa-1", rsa2, claims), false},
+		"RS256 on the EC kid":        {signKid(t, "RS256", "ec-1", rsa1, claims), false},
+		"HS256 with a kid":           {signKid(t, "HS256", "rsa-1", []byte(testSecret), claims), true},
+	} {
+		if got := accepted(t, v, tt.token); got != tt.want {
+			t.Errorf("%s: accepted %v, want %v", name, got, tt.want)
+		}
+	}
+	if got := srv.fetches.Load(); got != afterStart {
+		t.Errorf("known kids caused %d fetches", got-afterStart)
+	}
+	// A JWK without alg leaves the check to the key's type.
+	if _, e := verifyToken(v, signKid(t, "RS256", "ec-1", rsa1, claims)); e == nil || e.Reason != "key_type" {
+		t.Errorf("RS256 token on the EC kid: %v, want key_type", e)
+	}
+
+	srv.serve(t, testJWK{kid: "rsa-2", alg: jwkset.AlgRS256, key: &rsa2.PublicKey})
+	if !accepted(t, v, signKid(t, "RS256", "rsa-2", rsa2, claims)) {
+		t.Fatal("token of the new key refused")
+	}
+	if got := srv.fetches.Load(); got != afterStart+1 {
+		t.Errorf("rotation took %d fetches, want 1", got-afterStart)
+	}
+	if accepted(t, v, rsaToken) {
+		t.Error("token of the rotated-out key accepted")
+	}
+}
+
+// TestJWKSUnknownKidBurst: many tokens with unknown kids at once cause at
+// most one fetch per refetch interval, and none waits long.
+func TestJWKSUnknownKidBurst(t *testing.T) {
+	key, _ := rsa.GenerateKey(rand.Reader, 2048)
+	srv := newJWKSServer(t)
+	srv.serve(t, testJWK{kid: "known", alg: jwkset.AlgRS256, key: &key.PublicKey})
+	v, _ := jwksVerifier(t, nil, srv.URL)
+	start := srv.fetches.Load()
+
+	const burst = 50
+	var wg sync.WaitGroup
+	refused := make([]*Error, burst)
+	began := time.Now()
+	for i := range burst {
+		wg.Go(func() {
+			_, refused[i] = verifyToken(v, signKid(t, "RS256", fmt.Sprintf("unknown-%d", i), key, claimsFor("burst")))
+		})
+	}
+	wg.Wait()
+	took := time.Since(began)
+	for i, e := range refused {
+		if e == nil || e.Reason != "unknown_key" {
+			t.Errorf("token %d: %v, want unknown_key", i, e)
+		}
+	}
+	fetched := srv.fetches.Load() - start
+	t.Logf("%d unknown-kid tokens: %d fetches in %s", burst, fetched, took)
+	if fetched > 1 {
+		t.Errorf("%d fetches for the burst, want at most 1 per interval", fetched)
+	}
+	if !accepted(t, v, signKid(t, "RS256", "known", key, claimsFor("burst"))) {
+		t.Error("known kid refused after the burst")
+	}
+	if got := srv.fetches.Load() - start; got != fetched {
+		t.Error("a known kid caused a fetch")
+	}
+}
+
+// TestJWKSUnreachableAtStart: the verifier is built anyway, the other key
+// sources work, the failure is counted and shown, and the set is picked up
+// when it can be fetched.
+func TestJWKSUnreachableAtStart(t *testing.T) {
+	key, _ := rsa.GenerateKey(rand.Reader, 2048)
+	srv := newJWKSServer(t)
+	srv.serve(t, testJWK{kid: "late", alg: jwkset.AlgRS256, key: &key.PublicKey})
+	srv.fail(true)
+	v, obs := jwksVerifier(t, nil, srv.URL)
+	if obs.fetchErrors.Load() < 1 {
+		t.Error("the failed fetch was not reported")
+	}
+	if st := v.JWKS(); len(st) != 1 || st[0].Loaded || st[0].LastError == "" || !st[0].LastFetch.IsZero() {
+		t.Errorf("status while down: %+v", st)
+	}
+	kidToken := signKid(t, "RS256", "late", key, claimsFor("late-user"))
+	if !accepted(t, v, tokenFor(t, "late-user")) {
+		t.Fatal("static secret refused while the JWKS is down")
+	}
+	if accepted(t, v, kidToken) {
+		t.Fatal("kid token accepted while the JWKS is down")
+	}
+	srv.fail(false)
+	deadline := time.Now().Add(15 * time.Second)
+	for !accepted(t, v, kidToken) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the JWKS was not picked up after it came back (%d fetches)", srv.fetches.Load())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if st := v.JWKS(); !st[0].Loaded || st[0].Keys != 1 || st[0].LastFetch.IsZero() {
+		t.Errorf("status once fetched: %+v", st)
+	}
+}
+
+// TestJWKSPeriodicRefresh: the set is fetched again every jwks_refresh, and a
+// key added to it is used without any unknown-kid refetch.
+func TestJWKSPeriodicRefresh(t *testing.T) {
+	k1, _ := rsa.GenerateKey(rand.Reader, 2048)
+	k2, _ := rsa.GenerateKey(rand.Reader, 2048)
+	srv := newJWKSServer(t)
+	srv.serve(t, testJWK{kid: "k1", alg: jwkset.AlgRS256, key: &k1.PublicKey})
+	v, obs := jwksVerifier(t, func(c *Config) {
+		c.JWKSRefresh = caddy.Duration(100 * time.Millisecond)
+	}, srv.URL)
+	srv.serve(t, testJWK{kid: "k1", alg: jwkset.AlgRS256, key: &k1.PublicKey},
+		testJWK{kid: "k2", alg: jwkset.AlgRS256, key: &k2.PublicKey})
+	deadline := time.Now().Add(10 * time.Second)
+	for srv.fetches.Load() < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d fetches in 10s with jwks_refresh 100ms", srv.fetches.Load())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !accepted(t, v, signKid(t, "RS256", "k2", k2, claimsFor("refresh"))) {
+		t.Fatal("key added to the set refused")
+	}
+	if obs.fetchesOK.Load() < 3 {
+		t.Errorf("%d fetches reported ok", obs.fetchesOK.Load())
+	}
+}
+
+// TestJWKSChangeEmptiesCache: a token cached under a key stops working once
+// a refresh drops that key.
+func TestJWKSChangeEmptiesCache(t *testing.T) {
+	key, _ := rsa.GenerateKey(rand.Reader, 2048)
+	srv := newJWKSServer(t)
+	srv.serve(t, testJWK{kid: "k", alg: jwkset.AlgRS256, key: &key.PublicKey})
+	v, obs := jwksVerifier(t, func(c *Config) {
+		c.JWKSRefresh = caddy.Duration(50 * time.Millisecond)
+	}, srv.URL)
+	tok := signKid(t, "RS256", "k", key, claimsFor("cached"))
+	if !accepted(t, v, tok) || !accepted(t, v, tok) || obs.hits.Load() != 1 {
+		t.Fatalf("token not served from the cache: %d hits", obs.hits.Load())
+	}
+	srv.serve(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for accepted(t, v, tok) {
+		if time.Now().After(deadline) {
+			t.Fatal("a token of a dropped key is still accepted")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
