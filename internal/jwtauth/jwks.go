@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -32,13 +31,74 @@ const (
 	jwksRetryMax   = time.Minute
 )
 
-var errJWKSNotLoaded = errors.New("the key set has not been fetched yet")
+type jwksSettings struct {
+	refresh         time.Duration
+	refetchInterval time.Duration
+	wait            time.Duration
+	client          *http.Client
+}
 
-// jwksSource is one remote JWK Set. Fetching, parsing, the periodic refresh
-// and the rate-limited refetch for unknown key ids are MicahParks/jwkset's
-// and keyfunc's; this adds what the handler needs around them: a bounded
-// first fetch that never stops Caddy, retries when it failed, and a signal
-// when the keys change so that the token cache can be emptied.
+// keySets are the JWK Sets of one config behind one MicahParks/jwkset HTTP
+// client, which does the fetching, parsing, periodic refresh and the
+// rate-limited refetch for unknown key ids: one storage per URL, each
+// refreshed in the background; one limiter for the refetches, which fetch
+// every set again until one holds the kid; one keyfunc over the client.
+type keySets struct {
+	sources []*jwksSource // in the order of the config
+	keys    keyfunc.Keyfunc
+}
+
+// newKeySets fetches each set once, bounded by the request wait, and keeps
+// them fresh until ctx ends. A set whose first fetch fails is logged loudly
+// and fetched again in the background: tokens whose kid it would serve are
+// refused meanwhile, and every other key source keeps working.
+func newKeySets(ctx context.Context, urls []string, cfg jwksSettings, logger *zap.Logger, observer Observer, onChange func()) (*keySets, error) {
+	ks := &keySets{}
+	stores := make(map[string]jwkset.Storage, len(urls))
+	for _, raw := range urls {
+		if _, dup := stores[raw]; dup {
+			continue
+		}
+		src := newJWKSSource(raw, cfg, logger, observer, onChange)
+		store, err := src.start(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("jwks: %s: %s", src.redacted, src.redact(err))
+		}
+		stores[raw] = store
+		ks.sources = append(ks.sources, src)
+	}
+	client, err := jwkset.NewHTTPClient(jwkset.HTTPClientOptions{
+		HTTPURLs:          stores,
+		RateLimitWaitMax:  cfg.wait,
+		RefreshUnknownKID: rate.NewLimiter(rate.Every(cfg.refetchInterval), 1),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("jwks: %v", err)
+	}
+	ks.keys, err = keyfunc.New(keyfunc.Options{
+		Ctx:     ctx,
+		Storage: client,
+		// A key marked for encryption never verifies a signature; most
+		// sets leave "use" out.
+		UseWhitelist: []jwkset.USE{jwkset.UseSig, ""},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("jwks: %v", err)
+	}
+	return ks, nil
+}
+
+// key returns the key of the token's kid from the sets, fetching them again
+// (rate limited, bounded by the wait) when no set knows the kid. keyfunc
+// also checks that a JWK's own alg, when present, is the token's.
+func (ks *keySets) key(ctx context.Context, t *jwt.Token) (any, error) {
+	return ks.keys.KeyfuncCtx(ctx)(t)
+}
+
+// jwksSource is one remote JWK Set of the client. It adds what the handler
+// needs around jwkset's storage: a bounded first fetch that never stops
+// Caddy, retries when it failed, a signal when the keys change so that the
+// token cache can be emptied, and its state for the admin endpoint.
 type jwksSource struct {
 	url       string
 	redacted  string // the URL without credentials or query, for logs
@@ -46,17 +106,100 @@ type jwksSource struct {
 	logger    *zap.Logger
 	observer  Observer
 	onChange  func()
-	keys      atomic.Pointer[keyfunc.Keyfunc]
+	keys      *watchedStorage // what every fetch of this URL writes to
 	lastError atomic.Pointer[string]
 	lastFetch atomic.Int64 // unix ms of the last successful fetch
 	keyCount  atomic.Int64 // keys in the last set fetched
 }
 
-type jwksSettings struct {
-	refresh         time.Duration
-	refetchInterval time.Duration
-	wait            time.Duration
-	client          *http.Client
+func newJWKSSource(rawURL string, cfg jwksSettings, logger *zap.Logger, observer Observer, onChange func()) *jwksSource {
+	u, _ := url.Parse(rawURL) // checked by checkJWKSURL
+	s := &jwksSource{url: rawURL, redacted: redactURL(u), cfg: cfg, logger: logger, observer: observer, onChange: onChange}
+	s.keys = &watchedStorage{Storage: jwkset.NewMemoryStorage(), source: s}
+	return s
+}
+
+// start makes the set's jwkset storage, which fetches it once (bounded by
+// the wait) and then every refresh interval until ctx ends. A failed first
+// fetch leaves the storage empty, but in place: it is retried here in the
+// background, and by the client's refetches.
+func (s *jwksSource) start(ctx context.Context) (jwkset.Storage, error) {
+	store, err := jwkset.NewStorageFromHTTP(s.url, jwkset.HTTPClientStorageOptions{
+		Client:                    s.cfg.client,
+		Ctx:                       ctx,
+		HTTPTimeout:               s.cfg.wait,
+		NoErrorReturnFirstHTTPReq: true,
+		RefreshErrorHandler:       s.refreshFailed,
+		RefreshInterval:           s.cfg.refresh,
+		Storage:                   s.keys,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !s.loaded() {
+		msg := ""
+		if e := s.lastError.Load(); e != nil {
+			msg = *e
+		}
+		s.logger.Error("JWKS could not be fetched; tokens signed with its keys are refused until it can be, retrying in the background",
+			zap.String("jwks", s.redacted), zap.String("error", msg))
+		go s.retry(ctx)
+	}
+	return store, nil
+}
+
+// refreshFailed is jwkset's report of a failed fetch: the first, a periodic
+// refresh or a refetch for an unknown kid.
+func (s *jwksSource) refreshFailed(_ context.Context, err error) {
+	s.recordError(err)
+	if s.loaded() {
+		s.logger.Warn("JWKS refresh failed; keeping the keys fetched before", zap.String("jwks", s.redacted), zap.String("error", s.redact(err)))
+	}
+}
+
+// retry fetches the set with backoff until it has been fetched, by this or
+// by the client, or ctx ends.
+func (s *jwksSource) retry(ctx context.Context) {
+	delay := jwksRetryFirst
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		if s.loaded() {
+			return
+		}
+		if err := s.fetch(ctx, jwksBackgroundTimeout); err == nil {
+			s.logger.Info("JWKS fetched after earlier failures", zap.String("jwks", s.redacted))
+			return
+		}
+		delay = min(2*delay, jwksRetryMax, s.cfg.refresh)
+	}
+}
+
+// fetch fetches the set once into its storage, with jwkset's own fetch: a
+// storage made without a refresh interval fetches once and is then dropped.
+func (s *jwksSource) fetch(ctx context.Context, timeout time.Duration) error {
+	_, err := jwkset.NewStorageFromHTTP(s.url, jwkset.HTTPClientStorageOptions{
+		Client:      s.cfg.client,
+		Ctx:         ctx,
+		HTTPTimeout: timeout,
+		Storage:     s.keys,
+	})
+	if err != nil {
+		s.recordError(err)
+	}
+	return err
+}
+
+// loaded says whether the set was ever fetched.
+func (s *jwksSource) loaded() bool { return s.lastFetch.Load() > 0 }
+
+func (s *jwksSource) recordError(err error) {
+	s.observer.JWKSFetch(false)
+	msg := s.redact(err)
+	s.lastError.Store(&msg)
 }
 
 // checkJWKSURL allows https, and http only to loopback hosts (tests, sidecars).
@@ -84,92 +227,6 @@ func redactURL(u *url.URL) string {
 	return r.String()
 }
 
-// newJWKSSource fetches the set once, bounded by the request wait, and keeps
-// it fresh until ctx ends. If the first fetch fails it logs loudly and keeps
-// retrying in the background: tokens whose kid it would serve are refused
-// meanwhile, and every other key source keeps working.
-func newJWKSSource(ctx context.Context, rawURL string, cfg jwksSettings, logger *zap.Logger, observer Observer, onChange func()) *jwksSource {
-	u, _ := url.Parse(rawURL) // checked by checkJWKSURL
-	s := &jwksSource{url: rawURL, redacted: redactURL(u), cfg: cfg, logger: logger, observer: observer, onChange: onChange}
-	if err := s.start(ctx, cfg.wait); err != nil {
-		s.logger.Error("JWKS could not be fetched; tokens signed with its keys are refused until it can be, retrying in the background",
-			zap.String("jwks", s.redacted), zap.String("error", s.redact(err)))
-		go s.retry(ctx)
-	}
-	return s
-}
-
-// start builds the jwkset storage and the keyfunc over it. It succeeds only
-// if the first fetch does; a failed attempt leaves nothing running.
-func (s *jwksSource) start(ctx context.Context, firstFetch time.Duration) error {
-	attempt, cancel := context.WithCancel(ctx)
-	watched := &watchedStorage{Storage: jwkset.NewMemoryStorage(), source: s}
-	storage, err := jwkset.NewStorageFromHTTP(s.url, jwkset.HTTPClientStorageOptions{
-		Client:      s.cfg.client,
-		Ctx:         attempt,
-		HTTPTimeout: firstFetch,
-		RefreshErrorHandler: func(_ context.Context, err error) {
-			s.recordError(err)
-			s.logger.Warn("JWKS refresh failed; keeping the keys fetched before", zap.String("jwks", s.redacted), zap.String("error", s.redact(err)))
-		},
-		RefreshInterval: s.cfg.refresh,
-		Storage:         watched,
-	})
-	if err != nil {
-		cancel()
-		s.recordError(err)
-		return err
-	}
-	client, err := jwkset.NewHTTPClient(jwkset.HTTPClientOptions{
-		HTTPURLs:          map[string]jwkset.Storage{s.url: storage},
-		RateLimitWaitMax:  s.cfg.wait,
-		RefreshUnknownKID: rate.NewLimiter(rate.Every(s.cfg.refetchInterval), 1),
-	})
-	if err != nil {
-		cancel()
-		return err
-	}
-	kf, err := keyfunc.New(keyfunc.Options{
-		Ctx:     attempt,
-		Storage: client,
-		// A key marked for encryption never verifies a signature; most
-		// sets leave "use" out.
-		UseWhitelist: []jwkset.USE{jwkset.UseSig, ""},
-	})
-	if err != nil {
-		cancel()
-		return err
-	}
-	s.keys.Store(&kf)
-	// The attempt's context now carries the refresh goroutine; it ends
-	// with the config's.
-	context.AfterFunc(ctx, cancel)
-	return nil
-}
-
-// retry starts the source again with backoff until it works or ctx ends.
-func (s *jwksSource) retry(ctx context.Context) {
-	delay := jwksRetryFirst
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(delay):
-		}
-		if err := s.start(ctx, jwksBackgroundTimeout); err == nil {
-			s.logger.Info("JWKS fetched after earlier failures", zap.String("jwks", s.redacted))
-			return
-		}
-		delay = min(2*delay, jwksRetryMax, s.cfg.refresh)
-	}
-}
-
-func (s *jwksSource) recordError(err error) {
-	s.observer.JWKSFetch(false)
-	msg := s.redact(err)
-	s.lastError.Store(&msg)
-}
-
 // redact gives an error's text without the URL's credentials or query: the
 // URL as configured, and as net/http prints it (password as "***"), both
 // become the redacted form.
@@ -184,17 +241,6 @@ func (s *jwksSource) redact(err error) string {
 	return strings.ReplaceAll(msg, s.url, s.redacted)
 }
 
-// key returns the set's key for the token's kid, refetching the set (rate
-// limited, bounded by the wait) when the kid is unknown. keyfunc also checks
-// that a JWK's own alg, when present, is the token's.
-func (s *jwksSource) key(ctx context.Context, t *jwt.Token) (any, error) {
-	kf := s.keys.Load()
-	if kf == nil {
-		return nil, errJWKSNotLoaded
-	}
-	return (*kf).KeyfuncCtx(ctx)(t)
-}
-
 // watchedStorage is the in-memory JWK storage of one source; it notices when
 // a fetch brings a different set of keys.
 type watchedStorage struct {
@@ -205,13 +251,14 @@ type watchedStorage struct {
 	fingerprint [sha256.Size]byte
 }
 
+// KeyReplaceAll is what every successful fetch of the set ends with.
 func (w *watchedStorage) KeyReplaceAll(ctx context.Context, given []jwkset.JWK) error {
 	w.source.observer.JWKSFetch(true)
-	w.source.lastFetch.Store(time.Now().UnixMilli())
 	w.source.keyCount.Store(int64(len(given)))
 	if err := w.Storage.KeyReplaceAll(ctx, given); err != nil {
 		return err
 	}
+	w.source.lastFetch.Store(time.Now().UnixMilli())
 	fp := fingerprint(given)
 	w.mu.Lock()
 	changed := fp != w.fingerprint
@@ -251,9 +298,12 @@ type JWKSStatus struct {
 
 // JWKS describes the verifier's JWK Sets, in the order of the config.
 func (v *Verifier) JWKS() []JWKSStatus {
+	if v.jwks == nil {
+		return nil
+	}
 	var out []JWKSStatus
-	for _, src := range v.jwks {
-		st := JWKSStatus{URL: src.redacted, Loaded: src.keys.Load() != nil, Keys: src.keyCount.Load()}
+	for _, src := range v.jwks.sources {
+		st := JWKSStatus{URL: src.redacted, Loaded: src.loaded(), Keys: src.keyCount.Load()}
 		if ms := src.lastFetch.Load(); ms > 0 {
 			st.LastFetch = time.UnixMilli(ms)
 		}

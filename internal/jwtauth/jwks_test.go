@@ -19,6 +19,8 @@ import (
 	"github.com/MicahParks/jwkset"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/golang-jwt/jwt/v5"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // jwksServer is a real HTTP server for a JWK Set that the test can change,
@@ -138,6 +140,12 @@ func TestJWKSErrorsRedacted(t *testing.T) {
 // and ES256 tokens from the given sets, counting what it reports.
 func jwksVerifier(t *testing.T, mutate func(*Config), urls ...string) (*Verifier, *countingObserver) {
 	t.Helper()
+	return loggedJWKSVerifier(t, zap.NewNop(), mutate, urls...)
+}
+
+// loggedJWKSVerifier is jwksVerifier logging to logger.
+func loggedJWKSVerifier(t *testing.T, logger *zap.Logger, mutate func(*Config), urls ...string) (*Verifier, *countingObserver) {
+	t.Helper()
 	cfg := &Config{
 		Algorithms:          []string{"HS256", "RS256", "PS256", "ES256"},
 		Secret:              "{env.OWNID_TEST_SECRET}",
@@ -150,6 +158,7 @@ func jwksVerifier(t *testing.T, mutate func(*Config), urls ...string) (*Verifier
 	obs := &countingObserver{}
 	env := testEnv(t)
 	env.Observer = obs
+	env.Logger = logger
 	v, err := New(cfg, env)
 	if err != nil {
 		t.Fatal(err)
@@ -262,14 +271,17 @@ func TestJWKSUnknownKidBurst(t *testing.T) {
 }
 
 // TestJWKSUnreachableAtStart: the verifier is built anyway, the other key
-// sources work, the failure is counted and shown, and the set is picked up
-// when it can be fetched.
+// sources work, the failure is counted, logged once as an error (without the
+// URL's credentials) and shown, and the set is picked up when it can be
+// fetched.
 func TestJWKSUnreachableAtStart(t *testing.T) {
 	key, _ := rsa.GenerateKey(rand.Reader, 2048)
 	srv := newJWKSServer(t)
 	srv.serve(t, testJWK{kid: "late", alg: jwkset.AlgRS256, key: &key.PublicKey})
 	srv.fail(true)
-	v, obs := jwksVerifier(t, nil, srv.URL)
+	core, logs := observer.New(zap.DebugLevel)
+	withCredentials := strings.Replace(srv.URL, "http://", "http://user:hunter2@", 1) + "?token=querysecret"
+	v, obs := loggedJWKSVerifier(t, zap.New(core), nil, withCredentials)
 	if obs.fetchErrors.Load() < 1 {
 		t.Error("the failed fetch was not reported")
 	}
@@ -293,6 +305,24 @@ func TestJWKSUnreachableAtStart(t *testing.T) {
 	}
 	if st := v.JWKS(); !st[0].Loaded || st[0].Keys != 1 || st[0].LastFetch.IsZero() {
 		t.Errorf("status once fetched: %+v", st)
+	}
+	var errorsLogged, recovered int
+	for _, e := range logs.All() {
+		line := fmt.Sprint(e.Message, e.ContextMap())
+		if strings.Contains(line, "hunter2") || strings.Contains(line, "querysecret") {
+			t.Errorf("the log shows the URL's secrets: %s", line)
+		}
+		switch {
+		case e.Level == zap.ErrorLevel && strings.HasPrefix(e.Message, "JWKS could not be fetched"):
+			errorsLogged++
+		case e.Level == zap.InfoLevel && e.Message == "JWKS fetched after earlier failures":
+			recovered++
+		case e.Level == zap.WarnLevel:
+			t.Errorf("a warning about keys fetched before, while none were: %s", line)
+		}
+	}
+	if errorsLogged != 1 || recovered != 1 {
+		t.Errorf("%d errors and %d recoveries logged, want 1 each: %v", errorsLogged, recovered, logs.All())
 	}
 }
 
@@ -343,5 +373,73 @@ func TestJWKSChangeEmptiesCache(t *testing.T) {
 			t.Fatal("a token of a dropped key is still accepted")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestJWKSSetsShareOneClient: the sets of a config are one jwkset client. A
+// kid is found in whichever set holds it; a set down at start does not hold
+// up the others and is picked up later; and the unknown-kid refetch is one
+// limiter for all the sets: once it has fetched them again for a rotated
+// kid, a burst of unknown kids in the same interval fetches none of them.
+func TestJWKSSetsShareOneClient(t *testing.T) {
+	keyA1, _ := rsa.GenerateKey(rand.Reader, 2048)
+	keyA2, _ := rsa.GenerateKey(rand.Reader, 2048)
+	keyB, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	keyD, _ := rsa.GenerateKey(rand.Reader, 2048)
+	srvA, srvB, srvDown := newJWKSServer(t), newJWKSServer(t), newJWKSServer(t)
+	srvA.serve(t, testJWK{kid: "a1", alg: jwkset.AlgRS256, key: &keyA1.PublicKey})
+	srvB.serve(t, testJWK{kid: "b1", alg: jwkset.AlgES256, key: &keyB.PublicKey})
+	srvDown.serve(t, testJWK{kid: "d1", alg: jwkset.AlgRS256, key: &keyD.PublicKey})
+	srvDown.fail(true)
+	v, _ := jwksVerifier(t, nil, srvA.URL, srvB.URL, srvDown.URL, srvA.URL)
+
+	st := v.JWKS()
+	if len(st) != 3 || st[0].URL != srvA.URL || st[1].URL != srvB.URL || st[2].URL != srvDown.URL {
+		t.Fatalf("status %+v, want the three sets in the config's order, once each", st)
+	}
+	if !st[0].Loaded || !st[1].Loaded || st[2].Loaded || st[2].LastError == "" {
+		t.Errorf("status at start %+v", st)
+	}
+	claims := claimsFor("sets")
+	if !accepted(t, v, signKid(t, "RS256", "a1", keyA1, claims)) || !accepted(t, v, signKid(t, "ES256", "b1", keyB, claims)) {
+		t.Fatal("a kid of one of the sets refused")
+	}
+	fetchesAB := func() int64 { return srvA.fetches.Load() + srvB.fetches.Load() }
+	if a, b := srvA.fetches.Load(), srvB.fetches.Load(); a != 1 || b != 1 {
+		t.Fatalf("fetches at start: A %d, B %d; want 1 each", a, b)
+	}
+
+	srvA.serve(t, testJWK{kid: "a2", alg: jwkset.AlgRS256, key: &keyA2.PublicKey})
+	if !accepted(t, v, signKid(t, "RS256", "a2", keyA2, claims)) {
+		t.Fatal("token of the rotated key refused")
+	}
+	if got := srvA.fetches.Load(); got != 2 {
+		t.Errorf("A fetched %d times, want 2", got)
+	}
+	afterRotation := fetchesAB()
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Go(func() {
+			if accepted(t, v, signKid(t, "RS256", fmt.Sprintf("unknown-%d", i), keyA2, claims)) {
+				t.Errorf("unknown kid %d accepted", i)
+			}
+		})
+	}
+	wg.Wait()
+	if got := fetchesAB() - afterRotation; got != 0 {
+		t.Errorf("the burst fetched the sets %d more times, want none: one limiter for all", got)
+	}
+
+	srvDown.fail(false)
+	dToken := signKid(t, "RS256", "d1", keyD, claims)
+	deadline := time.Now().Add(15 * time.Second)
+	for !accepted(t, v, dToken) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the set down at start was not picked up (%d fetches)", srvDown.fetches.Load())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if st := v.JWKS(); !st[2].Loaded || st[2].Keys != 1 {
+		t.Errorf("status once the set is back: %+v", st[2])
 	}
 }

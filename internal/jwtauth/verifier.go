@@ -64,7 +64,7 @@ type Verifier struct {
 	// keysByAlg holds, for each allowed algorithm, the static keys that may
 	// verify it: what the key function hands golang-jwt.
 	keysByAlg map[string]any
-	jwks      []*jwksSource
+	jwks      *keySets    // nil without JWK Sets
 	cache     *tokenCache // nil when off
 	rules     []claimRule
 	observer  Observer
@@ -179,8 +179,13 @@ func New(cfg *Config, env Env) (*Verifier, error) {
 		if settings.refresh < 0 || settings.refetchInterval < 0 || settings.wait < 0 {
 			return nil, fmt.Errorf("jwt jwks_refresh, jwks_refetch_interval, jwks_wait: must be positive")
 		}
-		for _, u := range cfg.JWKS {
-			v.jwks = append(v.jwks, newJWKSSource(env.Ctx, repl(u), settings, env.Logger, env.Observer, v.keysChanged))
+		urls := make([]string, len(cfg.JWKS))
+		for i, u := range cfg.JWKS {
+			urls[i] = repl(u)
+		}
+		var err error
+		if v.jwks, err = newKeySets(env.Ctx, urls, settings, env.Logger, env.Observer, v.keysChanged); err != nil {
+			return nil, fmt.Errorf("jwt %v", err)
 		}
 	}
 
@@ -232,12 +237,8 @@ func (v *Verifier) keysChanged() {
 func (v *Verifier) keyFor(ctx context.Context, t *jwt.Token) (any, error) {
 	alg := t.Method.Alg()
 	kind := algorithms[alg]
-	if kid, _ := t.Header["kid"].(string); kid != "" && kind != keyHMAC {
-		for _, src := range v.jwks {
-			key, err := src.key(ctx, t)
-			if err != nil {
-				continue
-			}
+	if kid, _ := t.Header["kid"].(string); kid != "" && kind != keyHMAC && v.jwks != nil {
+		if key, err := v.jwks.key(ctx, t); err == nil {
 			if k, err := classifyKey(key); err != nil || k.kind != kind {
 				return nil, errKeyTypeMismatch
 			}
