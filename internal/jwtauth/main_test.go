@@ -8,13 +8,18 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/MicahParks/jwkset"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/golang-jwt/jwt/v5"
 	"go.uber.org/zap"
@@ -195,4 +200,116 @@ func testEnv(t testing.TB) Env {
 		Now:     testNow,
 		Logger:  zap.NewNop(),
 	}
+}
+
+// jwksServer is a real HTTP server for a JWK Set that the test can change,
+// break and count.
+type jwksServer struct {
+	*httptest.Server
+	mu      sync.Mutex
+	body    []byte
+	failing bool
+	fetches atomic.Int64
+}
+
+func newJWKSServer(t *testing.T) *jwksServer {
+	s := &jwksServer{}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.fetches.Add(1)
+		s.mu.Lock()
+		body, failing := s.body, s.failing
+		s.mu.Unlock()
+		if failing {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(body)
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+type testJWK struct {
+	kid string
+	alg jwkset.ALG // "" leaves alg out of the JWK
+	key any        // the public key
+}
+
+// serve replaces the set the server answers with.
+func (s *jwksServer) serve(t *testing.T, keys ...testJWK) {
+	t.Helper()
+	var set jwkset.JWKSMarshal
+	for _, k := range keys {
+		jwk, err := jwkset.NewJWKFromKey(k.key, jwkset.JWKOptions{Metadata: jwkset.JWKMetadataOptions{KID: k.kid, ALG: k.alg}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		set.Keys = append(set.Keys, jwk.Marshal())
+	}
+	body, err := json.Marshal(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	s.body, s.failing = body, false
+	s.mu.Unlock()
+}
+
+func (s *jwksServer) fail(failing bool) {
+	s.mu.Lock()
+	s.failing = failing
+	s.mu.Unlock()
+}
+
+// signKid signs claims with key under alg, naming kid in the header.
+func signKid(t *testing.T, alg, kid string, key any, claims jwt.MapClaims) string {
+	t.Helper()
+	tok := jwt.NewWithClaims(jwt.GetSigningMethod(alg), claims)
+	tok.Header["kid"] = kid
+	s, err := tok.SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// jwksVerifier is a verifier of HS256 (the test secret) and RS256, PS256
+// and ES256 tokens from the given sets, counting what it reports.
+func jwksVerifier(t *testing.T, mutate func(*Config), urls ...string) (*Verifier, *countingObserver) {
+	t.Helper()
+	return loggedJWKSVerifier(t, zap.NewNop(), mutate, urls...)
+}
+
+// loggedJWKSVerifier is jwksVerifier logging to logger.
+func loggedJWKSVerifier(t *testing.T, logger *zap.Logger, mutate func(*Config), urls ...string) (*Verifier, *countingObserver) {
+	t.Helper()
+	cfg := &Config{
+		Algorithms:          []string{"HS256", "RS256", "PS256", "ES256"},
+		Secret:              "{env.OWNID_TEST_SECRET}",
+		JWKS:                urls,
+		JWKSRefetchInterval: caddy.Duration(time.Hour),
+	}
+	if mutate != nil {
+		mutate(cfg)
+	}
+	obs := &countingObserver{}
+	env := testEnv(t)
+	env.Observer = obs
+	env.Logger = logger
+	v, err := New(cfg, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v, obs
+}
+
+// accepted says whether v takes the token; a refusal must be a 401.
+func accepted(t *testing.T, v *Verifier, token string) bool {
+	t.Helper()
+	_, e := verifyToken(v, token)
+	if e != nil && (e.Status != 401 || !e.TokenSent) {
+		t.Fatalf("refusal %+v, want a 401 about the token", e)
+	}
+	return e == nil
 }
