@@ -100,13 +100,10 @@ func (h *Handler) status() handlerStatus {
 			st.Store = "redis:" + u.Host + " " + s.KeyPrefix
 		}
 	}
-	for _, src := range h.verifier.jwks {
-		js := jwksStatus{URL: src.redacted, Loaded: src.keys.Load() != nil, Keys: src.keyCount.Load()}
-		if ms := src.lastFetch.Load(); ms > 0 {
-			js.LastFetch = time.UnixMilli(ms).UTC().Format(time.RFC3339)
-		}
-		if e := src.lastError.Load(); e != nil {
-			js.LastError = *e
+	for _, set := range h.verifier.JWKS() {
+		js := jwksStatus{URL: set.URL, Loaded: set.Loaded, Keys: set.Keys, LastError: set.LastError}
+		if !set.LastFetch.IsZero() {
+			js.LastFetch = set.LastFetch.UTC().Format(time.RFC3339)
 		}
 		st.JWKS = append(st.JWKS, js)
 	}

@@ -4,9 +4,8 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,15 +14,17 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/ownid-sessions/caddy-ownid-sessions/internal/jwtauth"
 	"go.uber.org/zap"
 )
 
 var allAlgorithms = []string{"HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 
-// testVerifier accepts every algorithm with the test keys.
-func testVerifier(t testing.TB, mutate func(*JWTConfig)) *verifier {
+// testVerifier accepts every algorithm with the test keys, as a handler
+// would build it.
+func testVerifier(t testing.TB, mutate func(*jwtauth.Config)) *jwtauth.Verifier {
 	t.Helper()
-	cfg := &JWTConfig{
+	cfg := &jwtauth.Config{
 		Algorithms: allAlgorithms,
 		Secret:     testSecret,
 		Keys:       []string{testKeys.rsaPEM, testKeys.ecPEM, testKeys.edPEM},
@@ -31,115 +32,97 @@ func testVerifier(t testing.TB, mutate func(*JWTConfig)) *verifier {
 	if mutate != nil {
 		mutate(cfg)
 	}
-	v, err := newVerifier(cfg, testEnv(t))
+	ctx, _ := newTestContext(t)
+	repl := caddy.NewReplacer()
+	v, err := jwtauth.New(cfg, jwtauth.Env{
+		Ctx:      ctx,
+		Replace:  func(s string) string { return repl.ReplaceKnown(s, "") },
+		Now:      testNow,
+		Logger:   zap.NewNop(),
+		Observer: tokenMetrics{},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return v
 }
 
-// testEnv is what a verifier gets from a config in these tests.
-func testEnv(t testing.TB) verifierEnv {
-	ctx, _ := newTestContext(t)
-	return verifierEnv{ctx: ctx, repl: caddy.NewReplacer(), now: testNow, logger: zap.NewNop()}
-}
-
-func verifyToken(v *verifier, token string) (*identity, *problem) {
+// verifyToken verifies a bearer token and gives the problem the handler
+// would answer with.
+func verifyToken(v *jwtauth.Verifier, token string) (*jwtauth.Identity, *problem) {
 	r := httptest.NewRequest("GET", "/accounts/sessions", nil)
 	r.Header.Set("Authorization", "Bearer "+token)
-	return v.verify(r)
+	return verifyRequest(v, r)
 }
 
-func TestVerifyEveryAlgorithm(t *testing.T) {
-	v := testVerifier(t, nil)
-	for _, alg := range allAlgorithms {
-		id, p := verifyToken(v, sign(t, alg, claimsFor("alice")))
-		if p != nil {
-			t.Errorf("%s: %v", alg, p)
-			continue
-		}
-		if id.subject != "alice" {
-			t.Errorf("%s: sub %q", alg, id.subject)
-		}
+func verifyRequest(v *jwtauth.Verifier, r *http.Request) (*jwtauth.Identity, *problem) {
+	id, e := v.Verify(r)
+	if e != nil {
+		return nil, tokenProblem(e)
 	}
+	return id, nil
 }
 
-func TestVerifyRejects(t *testing.T) {
-	v := testVerifier(t, func(c *JWTConfig) {
-		c.Issuers = []string{"https://issuer.example", "https://other.example"}
-		c.Audiences = []string{"sessions"}
-		leeway := caddy.Duration(10 * time.Second)
-		c.Leeway = &leeway
-	})
-	good := func() jwt.MapClaims {
-		c := claimsFor("alice")
-		c["iss"] = "https://other.example"
-		c["aud"] = []string{"x", "sessions"}
-		return c
-	}
-	if _, p := verifyToken(v, sign(t, "HS256", good())); p != nil {
-		t.Fatalf("good token refused: %v", p)
-	}
-	now := testNow()
-	with := func(k string, val any) jwt.MapClaims {
-		c := good()
-		if val == nil {
-			delete(c, k)
-		} else {
-			c[k] = val
-		}
-		return c
-	}
-	// Algorithm confusion: an HS256 token keyed with the RSA public key PEM.
-	hsRSA, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, good()).SignedString(mustRead(t, testKeys.rsaPEM))
-	none, _ := jwt.NewWithClaims(jwt.SigningMethodNone, good()).SignedString(jwt.UnsafeAllowNoneSignatureType)
-	// A key the verifier does not hold, as after a rotation.
-	retired, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rotated, _ := jwt.NewWithClaims(jwt.SigningMethodRS256, good()).SignedString(retired)
-	tests := map[string]struct {
-		token  string
-		detail string
+// TestTokenProblem: each refusal is answered with the problem type, status
+// and challenge of its kind, and keeps its reason for the metrics.
+func TestTokenProblem(t *testing.T) {
+	v := testVerifier(t, func(c *jwtauth.Config) { c.Require = map[string][]string{"role": {"admin"}} })
+	withRole := claimsFor("alice")
+	withRole["role"] = "user"
+	for name, tt := range map[string]struct {
+		header    string
+		kind      problemKind
+		reason    string
+		challenge string
 	}{
-		"expired":             {sign(t, "HS256", with("exp", now.Add(-20*time.Second).Unix())), "expired"},
-		"no exp":              {sign(t, "HS256", with("exp", nil)), "required claim"},
-		"nbf beyond leeway":   {sign(t, "HS256", with("nbf", now.Add(20*time.Second).Unix())), "not valid yet"},
-		"iat beyond leeway":   {sign(t, "HS256", with("iat", now.Add(20*time.Second).Unix())), "issued in the future"},
-		"wrong issuer":        {sign(t, "HS256", with("iss", "https://evil.example")), "issuer"},
-		"no issuer":           {sign(t, "HS256", with("iss", nil)), "issuer"},
-		"wrong audience":      {sign(t, "HS256", with("aud", "other")), "audience"},
-		"no audience":         {sign(t, "HS256", with("aud", nil)), "required claim"},
-		"alg none":            {none, "signature"},
-		"hs256 with RSA PEM":  {hsRSA, "signature"},
-		"unknown RSA key":     {rotated, "signature"},
-		"bad base64 header":   {"!!!.e30.e30", "malformed"},
-		"bad base64 sig":      {resign(sign(t, "HS256", good()), "!!!"), "malformed"},
-		"header without alg":  {"e30.e30.e30", "cannot be verified"},
-		"not json":            {"YWJj.YWJj.YWJj", "malformed"},
-		"many dots":           {strings.Repeat(".", 5000), "compact"},
-		"huge token":          {strings.Repeat("a", 100<<10) + ".a.a", "too large"},
-		"tampered payload":    {tamper(sign(t, "HS256", good())), "signature"},
-		"tampered ES256":      {tamper(sign(t, "ES256", good())), "signature"},
-		"ES256 sig for ES384": {relabel(t, sign(t, "ES384", good()), "ES256"), "signature"},
-	}
-	for name, tt := range tests {
-		_, p := verifyToken(v, tt.token)
-		if p == nil {
-			t.Errorf("%s: accepted", name)
+		"no token":    {"", kindMissingToken, "missing", `Bearer realm="ownid_sessions"`},
+		"not bearer":  {"Basic Zm9vOmJhcg==", kindInvalidToken, "malformed", `Bearer realm="ownid_sessions", error="invalid_token"`},
+		"bad token":   {"Bearer " + resign(tokenFor(t, "alice"), "AAAA"), kindInvalidToken, "signature", `Bearer realm="ownid_sessions", error="invalid_token"`},
+		"requirement": {"Bearer " + sign(t, "HS256", withRole), kindForbidden, "requirement", ""},
+	} {
+		r := httptest.NewRequest("GET", "/accounts/sessions", nil)
+		if tt.header != "" {
+			r.Header.Set("Authorization", tt.header)
+		}
+		_, p := verifyRequest(v, r)
+		if p == nil || p.kind != tt.kind || p.reason != tt.reason {
+			t.Errorf("%s: %v (reason %q), want %s (%s)", name, p, p.reason, problemKinds[tt.kind].slug, tt.reason)
 			continue
 		}
-		if p.kind != kindInvalidToken || !strings.Contains(p.detail, tt.detail) {
-			t.Errorf("%s: %v, want invalid-token about %q", name, p, tt.detail)
+		w := httptest.NewRecorder()
+		p.write(w)
+		if got := w.Header().Get("WWW-Authenticate"); got != tt.challenge || len(w.Header().Values("WWW-Authenticate")) > 1 {
+			t.Errorf("%s: WWW-Authenticate %q, want %q", name, got, tt.challenge)
 		}
-		if strings.Contains(p.detail, tt.token[:min(len(tt.token), 20)]) && len(tt.token) > 20 {
-			t.Errorf("%s: the detail quotes the token", name)
+		if w.Code != tt.kind.status() {
+			t.Errorf("%s: status %d", name, w.Code)
 		}
 	}
-	// Within leeway is fine.
-	if _, p := verifyToken(v, sign(t, "HS256", with("exp", now.Add(-5*time.Second).Unix()))); p != nil {
-		t.Errorf("expired within leeway refused: %v", p)
+}
+
+// TestOwnerOf: the account is (iss, sub); a token without sub, or with a
+// NUL in either, speaks for none.
+func TestOwnerOf(t *testing.T) {
+	owner, p := ownerOf(&jwtauth.Identity{Issuer: "https://a", Subject: "alice"}, "/app")
+	if p != nil || owner != (Owner{App: "/app", Issuer: "https://a", Subject: "alice"}) {
+		t.Errorf("owner %+v, %v", owner, p)
+	}
+	for name, tt := range map[string]struct {
+		id     jwtauth.Identity
+		reason string
+	}{
+		"no sub":     {jwtauth.Identity{Issuer: "https://a"}, "no_sub"},
+		"NUL in sub": {jwtauth.Identity{Subject: "a\x00b"}, "claims"},
+		"NUL in iss": {jwtauth.Identity{Issuer: "a\x00", Subject: "alice"}, "claims"},
+	} {
+		_, p := ownerOf(&tt.id, "/app")
+		if p == nil || p.kind != kindInvalidToken || p.reason != tt.reason {
+			t.Errorf("%s: %v, want invalid-token (%s)", name, p, tt.reason)
+			continue
+		}
+		if len(p.headers) != 1 || p.headers[0] != [2]string{"WWW-Authenticate", `Bearer realm="ownid_sessions", error="invalid_token"`} {
+			t.Errorf("%s: headers %v", name, p.headers)
+		}
 	}
 }
 
@@ -155,124 +138,6 @@ func tamper(token string) string {
 // resign replaces a token's signature.
 func resign(token, sig string) string {
 	return token[:strings.LastIndexByte(token, '.')+1] + sig
-}
-
-// relabel puts another alg in a token's header, keeping payload and signature.
-func relabel(t *testing.T, token, alg string) string {
-	parts := strings.Split(token, ".")
-	h, _ := jwt.NewWithClaims(jwt.GetSigningMethod(alg), jwt.MapClaims{}).SigningString()
-	parts[0] = strings.Split(h, ".")[0]
-	return strings.Join(parts, ".")
-}
-
-func TestBearerToken(t *testing.T) {
-	tests := []struct {
-		header  []string
-		token   string
-		kind    problemKind
-		problem bool
-	}{
-		{header: []string{"Bearer a.b.c"}, token: "a.b.c"},
-		{header: []string{"bearer a.b.c"}, token: "a.b.c"},
-		{header: []string{"BEARER   a.b.c  "}, token: "a.b.c"},
-		{header: nil, kind: kindMissingToken, problem: true},
-		{header: []string{"Bearer a.b.c", "Bearer a.b.c"}, kind: kindInvalidToken, problem: true},
-		{header: []string{"Basic a.b.c"}, kind: kindInvalidToken, problem: true},
-		{header: []string{"Bearer"}, kind: kindInvalidToken, problem: true},
-		{header: []string{"Bearer a.b"}, kind: kindInvalidToken, problem: true},
-		{header: []string{"Bearer " + strings.Repeat("x", maxAuthorizationHeader)}, kind: kindInvalidToken, problem: true},
-	}
-	for _, tt := range tests {
-		r := httptest.NewRequest("GET", "/", nil)
-		for _, h := range tt.header {
-			r.Header.Add("Authorization", h)
-		}
-		tok, p := bearerToken(r)
-		if tt.problem {
-			if p == nil || p.kind != tt.kind {
-				t.Errorf("%q: got %q, %v; want %v", tt.header, tok, p, problemKinds[tt.kind].slug)
-			}
-			continue
-		}
-		if p != nil || tok != tt.token {
-			t.Errorf("%q: got %q, %v", tt.header, tok, p)
-		}
-	}
-}
-
-func TestNewVerifierConfigErrors(t *testing.T) {
-	dir := t.TempDir()
-	garbage := filepath.Join(dir, "garbage.pem")
-	os.WriteFile(garbage, []byte("not a pem"), 0o600)
-	tests := map[string]struct {
-		cfg  JWTConfig
-		want string
-	}{
-		"no alg":             {JWTConfig{Secret: testSecret}, "jwt alg: at least one"},
-		"unknown alg":        {JWTConfig{Algorithms: []string{"HS257"}, Secret: testSecret}, `jwt alg: unknown algorithm "HS257"`},
-		"none":               {JWTConfig{Algorithms: []string{"none"}, Secret: testSecret}, "jwt alg: 'none' is never accepted"},
-		"no key source":      {JWTConfig{Algorithms: []string{"HS256"}}, "jwt: no key source"},
-		"short secret":       {JWTConfig{Algorithms: []string{"HS256"}, Secret: "short"}, "jwt secret: must be at least 32 bytes"},
-		"unset env secret":   {JWTConfig{Algorithms: []string{"HS256"}, Secret: "{env.OWNID_NOT_SET_ANYWHERE}"}, "jwt secret"},
-		"alg without key":    {JWTConfig{Algorithms: []string{"HS256", "RS256"}, Secret: testSecret}, "jwt alg: RS256 needs an RSA key"},
-		"key without alg":    {JWTConfig{Algorithms: []string{"HS256"}, Secret: testSecret, Keys: []string{testKeys.rsaPEM}}, "jwt alg: an RSA key is configured but no allowed algorithm uses it"},
-		"curve mismatch":     {JWTConfig{Algorithms: []string{"ES256"}, Keys: []string{testKeys.edPEM}}, "ES256 needs an EC P-256 key"},
-		"missing key file":   {JWTConfig{Algorithms: []string{"RS256"}, Keys: []string{filepath.Join(dir, "nope.pem")}}, "jwt key:"},
-		"not pem":            {JWTConfig{Algorithms: []string{"RS256"}, Keys: []string{garbage}}, "no PEM public key"},
-		"private key":        {JWTConfig{Algorithms: []string{"RS256"}, Keys: []string{testKeys.privPEM}}, "holds a private key"},
-		"negative leeway":    {JWTConfig{Algorithms: []string{"HS256"}, Secret: testSecret, Leeway: durationPtr(-time.Second)}, "jwt leeway"},
-		"lowercase alg name": {JWTConfig{Algorithms: []string{"hs256"}, Secret: testSecret}, "unknown algorithm"},
-	}
-	for name, tt := range tests {
-		_, err := newVerifier(&tt.cfg, testEnv(t))
-		if err == nil || !strings.Contains(err.Error(), tt.want) {
-			t.Errorf("%s: error %v, want %q", name, err, tt.want)
-		}
-	}
-}
-
-func TestSecretFromEnvironment(t *testing.T) {
-	v, err := newVerifier(&JWTConfig{Algorithms: []string{"HS256"}, Secret: "{env.OWNID_TEST_SECRET}"}, testEnv(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, p := verifyToken(v, sign(t, "HS256", claimsFor("alice"))); p != nil {
-		t.Fatalf("token signed with the environment's secret refused: %v", p)
-	}
-}
-
-func durationPtr(d time.Duration) *caddy.Duration {
-	c := caddy.Duration(d)
-	return &c
-}
-
-// BenchmarkVerify: one token verification per algorithm with the cache off,
-// on but missing (emptied each time: hash, verify and insert), and a hit.
-func BenchmarkVerify(b *testing.B) {
-	off := 0
-	noCache := testVerifier(b, func(c *JWTConfig) { c.CacheSize = &off })
-	cached := testVerifier(b, nil)
-	for _, alg := range []string{"HS256", "RS256", "PS256", "ES256", "EdDSA"} {
-		r := httptest.NewRequest("PUT", "/accounts/sessions/x", nil)
-		r.Header.Set("Authorization", "Bearer "+sign(b, alg, claimsFor("bench")))
-		for _, mode := range []string{"cache-off", "cache-miss", "cache-hit"} {
-			v := cached
-			if mode == "cache-off" {
-				v = noCache
-			}
-			b.Run(alg+"/"+mode, func(b *testing.B) {
-				b.ReportAllocs()
-				for b.Loop() {
-					if mode == "cache-miss" {
-						v.cache.clear()
-					}
-					if _, p := v.verify(r); p != nil {
-						b.Fatal(p)
-					}
-				}
-			})
-		}
-	}
 }
 
 // TestHostileTokens sends each kind of bad token through a real Caddy: every

@@ -10,6 +10,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
+	"github.com/ownid-sessions/caddy-ownid-sessions/internal/jwtauth"
 )
 
 func init() {
@@ -113,9 +114,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.MaxBody = int64(size)
 		case "jwt":
 			if h.JWT == nil {
-				h.JWT = new(JWTConfig)
+				h.JWT = new(jwtauth.Config)
 			}
-			if err := h.JWT.unmarshalCaddyfile(d); err != nil {
+			if err := unmarshalJWT(h.JWT, d); err != nil {
 				return err
 			}
 		case "store":
@@ -177,8 +178,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-// unmarshalCaddyfile reads the jwt block.
-func (j *JWTConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
+// unmarshalJWT reads the jwt block.
+func unmarshalJWT(j *jwtauth.Config, d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}

@@ -10,6 +10,7 @@ import (
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/ownid-sessions/caddy-ownid-sessions/internal/jwtauth"
 	"github.com/spf13/cobra"
 )
 
@@ -71,7 +72,7 @@ func mintToken(o tokenOptions, now time.Time) (string, error) {
 	if o.ttl <= 0 {
 		return "", fmt.Errorf("--ttl must be positive")
 	}
-	kind, ok := algorithms[o.alg]
+	secret, ok := jwtauth.UsesSecret(o.alg)
 	if !ok {
 		return "", fmt.Errorf("--alg: unknown algorithm %q", o.alg)
 	}
@@ -87,7 +88,7 @@ func mintToken(o tokenOptions, now time.Time) (string, error) {
 		claims["aud"] = o.aud
 	}
 	var key any
-	if kind == keyHMAC {
+	if secret {
 		if o.secret == "" {
 			return "", fmt.Errorf("--secret (or OWNID_JWT_SECRET) is required for %s", o.alg)
 		}

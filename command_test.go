@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ownid-sessions/caddy-ownid-sessions/internal/jwtauth"
 )
 
 func TestMintToken(t *testing.T) {
@@ -39,13 +41,13 @@ func TestMintToken(t *testing.T) {
 			t.Errorf("%s: minted token refused: %v", o.alg, p)
 			continue
 		}
-		if id.subject != "alice" || id.expires.IsZero() {
-			t.Errorf("%s: claims %v", o.alg, id.claims)
+		if id.Subject != "alice" || id.Expires.IsZero() {
+			t.Errorf("%s: claims %v", o.alg, id.Claims)
 		}
 	}
 
 	// iss and aud land in the token; a verifier that wants them accepts it.
-	strict := testVerifier(t, func(c *JWTConfig) {
+	strict := testVerifier(t, func(c *jwtauth.Config) {
 		c.Issuers = []string{"me"}
 		c.Audiences = []string{"you"}
 	})

@@ -126,7 +126,7 @@ func FuzzBearerToken(f *testing.F) {
 		}
 		r := httptest.NewRequest("GET", "/accounts/sessions", nil)
 		r.Header.Set("Authorization", header)
-		id, p := v.verify(r)
+		id, p := verifyRequest(v, r)
 		if (id == nil) == (p == nil) {
 			t.Fatalf("identity %v and problem %v", id, p)
 		}

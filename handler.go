@@ -10,6 +10,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/ownid-sessions/caddy-ownid-sessions/internal/jwtauth"
 	"go.uber.org/zap"
 )
 
@@ -70,12 +71,13 @@ func (h *Handler) check(r *http.Request, rt route) (Owner, *requestBody, *proble
 	if p := checkApp(rt.app); p != nil {
 		return owner, nil, p
 	}
-	id, p := h.verifier.verify(r)
-	if p != nil {
-		return owner, nil, p
+	id, refused := h.verifier.Verify(r)
+	if refused != nil {
+		return owner, nil, tokenProblem(refused)
 	}
 	if h.Mode == ModeServe {
-		if owner, p = id.owner(rt.app); p != nil {
+		var p *problem
+		if owner, p = ownerOf(id, rt.app); p != nil {
 			return owner, nil, p
 		}
 	}
@@ -85,7 +87,7 @@ func (h *Handler) check(r *http.Request, rt route) (Owner, *requestBody, *proble
 		return owner, nil, newProblem(kindNotFound, "no such session for this app and account")
 	}
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		repl.Map(id.placeholder)
+		repl.Map(id.Placeholder)
 	}
 	if p := h.contract.checkMethod(rt.template, r.Method); p != nil {
 		return owner, nil, p
@@ -210,7 +212,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rt route, owner 
 // leading "/" (OwnID's {appId}): it must be one of apps, when they are
 // set, and equal the app_claim claim (or one of its values), when that is
 // set.
-func (h *Handler) appAllowed(app string, id *identity) bool {
+func (h *Handler) appAllowed(app string, id *jwtauth.Identity) bool {
 	name := strings.TrimPrefix(app, "/")
 	if len(h.Apps) > 0 && !slices.Contains(h.Apps, name) {
 		return false
@@ -218,7 +220,7 @@ func (h *Handler) appAllowed(app string, id *identity) bool {
 	if h.AppClaim == "" {
 		return true
 	}
-	switch v := id.claims[h.AppClaim].(type) {
+	switch v := id.Claims[h.AppClaim].(type) {
 	case string:
 		return v == name
 	case []any:

@@ -14,6 +14,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/ownid-sessions/caddy-ownid-sessions/internal/jwtauth"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
@@ -89,7 +90,7 @@ func TestValidSessionID(t *testing.T) {
 func newTestHandler(t testing.TB) *Handler {
 	t.Helper()
 	h := &Handler{
-		JWT:      &JWTConfig{Algorithms: allAlgorithms, Secret: testSecret, Keys: []string{testKeys.rsaPEM, testKeys.ecPEM, testKeys.edPEM}},
+		JWT:      &jwtauth.Config{Algorithms: allAlgorithms, Secret: testSecret, Keys: []string{testKeys.rsaPEM, testKeys.ecPEM, testKeys.edPEM}},
 		StoreRaw: json.RawMessage(`{"type":"memory","name":"unit-` + t.Name() + `"}`),
 	}
 	ctx, _ := newTestContext(t)

@@ -73,6 +73,27 @@ func (c liveSessionsCollector) Collect(ch chan<- prometheus.Metric) {
 	})
 }
 
+// tokenMetrics counts what the token verifier reports.
+type tokenMetrics struct{}
+
+// CacheLookup counts a verified-token cache lookup as a hit or a miss.
+func (tokenMetrics) CacheLookup(hit bool) {
+	result := "miss"
+	if hit {
+		result = "hit"
+	}
+	metrics.tokenCache.WithLabelValues(result).Inc()
+}
+
+// JWKSFetch counts a JWK Set fetch as ok or error.
+func (tokenMetrics) JWKSFetch(ok bool) {
+	result := "error"
+	if ok {
+		result = "ok"
+	}
+	metrics.jwksFetches.WithLabelValues(result).Inc()
+}
+
 // registerMetrics puts the collectors on registry; registering them again
 // (another handler, a reload) is not an error.
 func registerMetrics(registry *prometheus.Registry) error {

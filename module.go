@@ -14,6 +14,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/ownid-sessions/caddy-ownid-sessions/internal/jwtauth"
 	"go.uber.org/zap"
 )
 
@@ -26,7 +27,6 @@ const (
 	defaultMaxBody        = 64 << 10
 	defaultSessionTimeout = 30 * time.Minute
 	defaultMaxSessions    = 100
-	defaultLeeway         = 30 * time.Second
 
 	// maxSessionTimeout bounds the idle timeout a session can ask for, so
 	// that lastActive+timeout can never overflow and a forgotten session
@@ -88,7 +88,7 @@ type Handler struct {
 	MaxBody int64 `json:"max_body,omitempty"`
 
 	// How bearer tokens are verified. Required.
-	JWT *JWTConfig `json:"jwt,omitempty"`
+	JWT *jwtauth.Config `json:"jwt,omitempty"`
 
 	// The session store, a module in the http.handlers.ownid_sessions.stores
 	// namespace. Default: the in-process store ("memory"), which keeps its
@@ -129,7 +129,7 @@ type Handler struct {
 	// Default: 1 MiB.
 	ResponseBuffer int64 `json:"response_buffer,omitempty"`
 
-	verifier *verifier
+	verifier *jwtauth.Verifier
 	contract *contract
 	store    Store
 	logger   *zap.Logger
@@ -183,8 +183,15 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 
 	var err error
-	env := verifierEnv{ctx: ctx, repl: caddy.NewReplacer(), now: h.now, logger: h.logger}
-	if h.verifier, err = newVerifier(h.JWT, env); err != nil {
+	repl := caddy.NewReplacer()
+	env := jwtauth.Env{
+		Ctx:      ctx,
+		Replace:  func(s string) string { return repl.ReplaceKnown(s, "") },
+		Now:      h.now,
+		Logger:   h.logger,
+		Observer: tokenMetrics{},
+	}
+	if h.verifier, err = jwtauth.New(h.JWT, env); err != nil {
 		return err
 	}
 	if h.contract, err = loadContract(h.Spec); err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/ownid-sessions/caddy-ownid-sessions/internal/jwtauth"
 	"go.uber.org/zap"
 )
 
@@ -381,7 +382,7 @@ func FuzzRawTarget(f *testing.F) {
 	h := &Handler{
 		Mode:        ModeForward,
 		Undescribed: UndescribedPass,
-		JWT:         &JWTConfig{Algorithms: []string{"HS256"}, Secret: testSecret},
+		JWT:         &jwtauth.Config{Algorithms: []string{"HS256"}, Secret: testSecret},
 	}
 	ctx, _ := newTestContext(f)
 	if err := h.Provision(ctx); err != nil {

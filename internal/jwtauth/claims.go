@@ -1,4 +1,4 @@
-package ownidsessions
+package jwtauth
 
 import (
 	"encoding/json"
@@ -10,26 +10,33 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-// identity is what a verified token says: its claims, and the parts the
+// Identity is what a verified token says: its claims, and the parts the
 // handler and the cache use. It is read-only once made: cached identities
-// are shared between requests.
-type identity struct {
-	claims    jwt.MapClaims
-	issuer    string    // "" when the token has no iss
-	subject   string    // "" when the token has no sub
-	expires   time.Time // exp
-	notBefore time.Time // nbf; zero when absent
+// are shared between requests, so nothing may change its fields or its
+// claims.
+type Identity struct {
+	// Claims are the token's claims as golang-jwt decoded them (numbers
+	// are float64).
+	Claims jwt.MapClaims
+	// Issuer is the iss claim; "" when the token has none.
+	Issuer string
+	// Subject is the sub claim; "" when the token has none.
+	Subject string
+	// Expires is the exp claim.
+	Expires time.Time
+	// NotBefore is the nbf claim; zero when the token has none.
+	NotBefore time.Time
 }
 
-func newIdentity(claims jwt.MapClaims) *identity {
-	id := &identity{claims: claims}
-	id.issuer, _ = claims.GetIssuer()
-	id.subject, _ = claims.GetSubject()
+func newIdentity(claims jwt.MapClaims) *Identity {
+	id := &Identity{Claims: claims}
+	id.Issuer, _ = claims.GetIssuer()
+	id.Subject, _ = claims.GetSubject()
 	if exp, _ := claims.GetExpirationTime(); exp != nil {
-		id.expires = exp.Time
+		id.Expires = exp.Time
 	}
 	if nbf, _ := claims.GetNotBefore(); nbf != nil {
-		id.notBefore = nbf.Time
+		id.NotBefore = nbf.Time
 	}
 	return id
 }
@@ -38,17 +45,17 @@ func newIdentity(claims jwt.MapClaims) *identity {
 // authenticated user: {http.auth.user.id} and {http.auth.user.<field>}.
 const placeholderPrefix = "http.auth.user."
 
-// placeholder resolves {http.auth.user.id} to the subject and
-// {http.auth.user.<claim>} to a top-level claim.
-func (id *identity) placeholder(key string) (any, bool) {
+// Placeholder resolves {http.auth.user.id} to the subject and
+// {http.auth.user.<claim>} to a top-level claim; it is a caddy.ReplacerFunc.
+func (id *Identity) Placeholder(key string) (any, bool) {
 	name, ok := strings.CutPrefix(key, placeholderPrefix)
 	if !ok {
 		return nil, false
 	}
 	if name == "id" {
-		return id.subject, true
+		return id.Subject, true
 	}
-	v, ok := id.claims[name]
+	v, ok := id.Claims[name]
 	if !ok {
 		return nil, false
 	}
@@ -117,12 +124,10 @@ func scalarEquals(v any, want string) bool {
 
 // checkRules answers 403 naming the first claim whose rule fails; it never
 // says what the token held.
-func checkRules(rules []claimRule, id *identity) *problem {
+func checkRules(rules []claimRule, id *Identity) *Error {
 	for _, r := range rules {
-		if !r.satisfiedBy(id.claims) {
-			p := newProblem(kindForbidden, "the token does not meet the requirement on claim "+strconv.Quote(r.claim))
-			p.reason = "requirement"
-			return p
+		if !r.satisfiedBy(id.Claims) {
+			return forbidden("requirement", "the token does not meet the requirement on claim "+strconv.Quote(r.claim))
 		}
 	}
 	return nil

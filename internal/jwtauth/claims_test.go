@@ -1,4 +1,4 @@
-package ownidsessions
+package jwtauth
 
 import (
 	"encoding/json"
@@ -40,7 +40,7 @@ func TestClaimRules(t *testing.T) {
 		t.Errorf("all rules hold: %v", p)
 	}
 	rules = rulesFrom(map[string][]string{"roles": {"ops", "root"}})
-	if p := checkRules(rules, id); p == nil || p.kind != kindForbidden || p.detail != `the token does not meet the requirement on claim "roles"` {
+	if p := checkRules(rules, id); p == nil || p.Status != 403 || p.Reason != "requirement" || p.Detail != `the token does not meet the requirement on claim "roles"` {
 		t.Errorf("failing rule: %v", p)
 	}
 }
@@ -58,13 +58,13 @@ func TestPlaceholders(t *testing.T) {
 		"http.auth.user.ok":    "false",
 		"http.auth.user.roles": `["a","b"]`,
 	} {
-		got, ok := id.placeholder(key)
+		got, ok := id.Placeholder(key)
 		if !ok || got != want {
 			t.Errorf("%s = %v, %v; want %q", key, got, ok, want)
 		}
 	}
 	for _, key := range []string{"http.auth.user.missing", "http.request.uri", "http.auth.userid"} {
-		if _, ok := id.placeholder(key); ok {
+		if _, ok := id.Placeholder(key); ok {
 			t.Errorf("%s resolved", key)
 		}
 	}

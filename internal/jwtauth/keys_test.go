@@ -1,4 +1,4 @@
-package ownidsessions
+package jwtauth
 
 import (
 	"crypto/ecdsa"
@@ -83,6 +83,18 @@ func TestAlgorithmsHaveOneKeyKind(t *testing.T) {
 	for alg, kind := range algorithms {
 		if int(kind) >= len(keyKindNames) || keyKindNames[kind] == "" {
 			t.Errorf("%s has no key kind", alg)
+		}
+	}
+}
+
+// TestUsesSecret: what the ownid-token command asks of an algorithm.
+func TestUsesSecret(t *testing.T) {
+	for alg, want := range map[string][2]bool{
+		"HS256": {true, true}, "HS512": {true, true}, "RS256": {false, true},
+		"EdDSA": {false, true}, "none": {false, false}, "hs256": {false, false},
+	} {
+		if secret, known := UsesSecret(alg); secret != want[0] || known != want[1] {
+			t.Errorf("%s: secret %v known %v, want %v", alg, secret, known, want)
 		}
 	}
 }

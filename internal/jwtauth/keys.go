@@ -1,4 +1,4 @@
-package ownidsessions
+package jwtauth
 
 import (
 	"crypto/ecdsa"
@@ -31,6 +31,13 @@ var algorithms = map[string]keyKind{
 	"PS256": keyRSA, "PS384": keyRSA, "PS512": keyRSA,
 	"ES256": keyP256, "ES384": keyP384, "ES512": keyP521,
 	"EdDSA": keyEd25519,
+}
+
+// UsesSecret says whether alg is an algorithm this package accepts (known)
+// and, if so, whether it signs with an HMAC secret rather than a private key.
+func UsesSecret(alg string) (secret, known bool) {
+	kind, known := algorithms[alg]
+	return known && kind == keyHMAC, known
 }
 
 var keyKindNames = [...]string{
