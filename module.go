@@ -15,6 +15,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
+
+	"github.com/ownid-sessions/caddy-ownid-sessions/store"
 )
 
 func init() {
@@ -131,7 +133,7 @@ type Handler struct {
 
 	verifier *verifier
 	contract *contract
-	store    Store
+	store    store.Store
 	logger   *zap.Logger
 	now      func() time.Time
 }
@@ -214,11 +216,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("store: %v", err)
 	}
-	store, ok := mod.(Store)
+	st, ok := mod.(store.Store)
 	if !ok {
 		return fmt.Errorf("store: module %T is not a session store", mod)
 	}
-	h.store = store
+	h.store = st
 	liveHandlers.Store(h, struct{}{})
 	return nil
 }

@@ -15,6 +15,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/dustin/go-humanize"
+
+	"github.com/ownid-sessions/caddy-ownid-sessions/store"
 )
 
 func init() {
@@ -189,7 +191,7 @@ func (m *MemoryStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-func (m *MemoryStore) Create(_ context.Context, owner Owner, s Session, maxPerOwner int, now time.Time) (Session, error) {
+func (m *MemoryStore) Create(_ context.Context, owner store.Owner, s store.Session, maxPerOwner int, now time.Time) (store.Session, error) {
 	// The table keeps a copy of its own, exactly as large as the payload,
 	// so that it never holds on to the request's buffers.
 	s.Payload = bytes.Clone(s.Payload)
@@ -200,26 +202,26 @@ func (m *MemoryStore) Create(_ context.Context, owner Owner, s Session, maxPerOw
 // retryLater gives a full store's error the hint of when room may come
 // back: the next sweep.
 func (m *MemoryStore) retryLater(err error) error {
-	if errors.Is(err, ErrStoreFull) {
-		return StoreFullError{RetryAfter: time.Duration(m.SweepInterval)}
+	if errors.Is(err, store.ErrStoreFull) {
+		return store.StoreFullError{RetryAfter: time.Duration(m.SweepInterval)}
 	}
 	return err
 }
 
-func (m *MemoryStore) List(_ context.Context, owner Owner, now time.Time) ([]Session, error) {
+func (m *MemoryStore) List(_ context.Context, owner store.Owner, now time.Time) ([]store.Session, error) {
 	return m.table.list(owner, now), nil
 }
 
-func (m *MemoryStore) Get(_ context.Context, owner Owner, id string, now time.Time) (Session, error) {
+func (m *MemoryStore) Get(_ context.Context, owner store.Owner, id string, now time.Time) (store.Session, error) {
 	return m.table.get(owner, id, now)
 }
 
-func (m *MemoryStore) Update(_ context.Context, owner Owner, id string, payload json.RawMessage, cond *ifMatch, now time.Time) (Session, error) {
+func (m *MemoryStore) Update(_ context.Context, owner store.Owner, id string, payload json.RawMessage, cond *store.IfMatch, now time.Time) (store.Session, error) {
 	s, err := m.table.update(owner, id, bytes.Clone(payload), cond, m.MaxBytes, now)
 	return s, m.retryLater(err)
 }
 
-func (m *MemoryStore) Delete(_ context.Context, owner Owner, id string, cond *ifMatch, now time.Time) error {
+func (m *MemoryStore) Delete(_ context.Context, owner store.Owner, id string, cond *store.IfMatch, now time.Time) error {
 	return m.table.remove(owner, id, cond, now)
 }
 
@@ -238,13 +240,13 @@ type sessionTable struct {
 
 type tableShard struct {
 	mu     sync.RWMutex
-	owners map[Owner]map[string]*Session
+	owners map[store.Owner]map[string]*store.Session
 }
 
 func newSessionTable() *sessionTable {
 	t := &sessionTable{seed: maphash.MakeSeed()}
 	for i := range t.shards {
-		t.shards[i].owners = map[Owner]map[string]*Session{}
+		t.shards[i].owners = map[store.Owner]map[string]*store.Session{}
 	}
 	return t
 }
@@ -252,7 +254,7 @@ func newSessionTable() *sessionTable {
 // Destruct implements caddy.Destructor; the table holds nothing but memory.
 func (t *sessionTable) Destruct() error { return nil }
 
-func (t *sessionTable) shard(owner Owner) *tableShard {
+func (t *sessionTable) shard(owner store.Owner) *tableShard {
 	return &t.shards[maphash.Comparable(t.seed, owner)%uint64(len(t.shards))]
 }
 
@@ -263,7 +265,7 @@ type tableLimits struct {
 }
 
 // storedSize is what a session counts against max_bytes.
-func storedSize(owner Owner, s *Session) int64 {
+func storedSize(owner store.Owner, s *store.Session) int64 {
 	return int64(sessionOverhead+len(owner.App)+len(owner.Issuer)+len(owner.Subject)+len(s.ID)) + payloadCost(len(s.Payload))
 }
 
@@ -278,24 +280,24 @@ func payloadCost(n int) int64 {
 }
 
 // forget accounts for a session that has left the table.
-func (t *sessionTable) forget(owner Owner, s *Session) {
+func (t *sessionTable) forget(owner store.Owner, s *store.Session) {
 	t.live.Add(-1)
 	t.bytes.Add(-storedSize(owner, s))
 }
 
-func (t *sessionTable) create(owner Owner, s Session, maxPerOwner int, limits tableLimits, now time.Time) (Session, error) {
+func (t *sessionTable) create(owner store.Owner, s store.Session, maxPerOwner int, limits tableLimits, now time.Time) (store.Session, error) {
 	sh := t.shard(owner)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	sessions := sh.owners[owner]
 	for id, old := range sessions {
-		if old.expired(now) {
+		if old.Expired(now) {
 			delete(sessions, id)
 			t.forget(owner, old)
 		}
 	}
 	if len(sessions) >= maxPerOwner {
-		return Session{}, ErrTooManySessions
+		return store.Session{}, store.ErrTooManySessions
 	}
 	// The caps are checked and the counts raised under this shard's lock
 	// only: concurrent writes in other shards can pass them together by at
@@ -303,16 +305,16 @@ func (t *sessionTable) create(owner Owner, s Session, maxPerOwner int, limits ta
 	// lock-free across shards.
 	size := storedSize(owner, &s)
 	if t.live.Load() >= int64(limits.live) || t.bytes.Load()+size > limits.bytes {
-		return Session{}, ErrStoreFull
+		return store.Session{}, store.ErrStoreFull
 	}
 	if sessions == nil {
-		sessions = map[string]*Session{}
+		sessions = map[string]*store.Session{}
 		sh.owners[owner] = sessions
 	}
 	if _, taken := sessions[s.ID]; taken {
 		// 128 random bits never collide in practice; refuse rather than
 		// overwrite if they ever do.
-		return Session{}, fmt.Errorf("session id collision")
+		return store.Session{}, fmt.Errorf("session id collision")
 	}
 	s.Revision = 1
 	stored := s
@@ -322,41 +324,41 @@ func (t *sessionTable) create(owner Owner, s Session, maxPerOwner int, limits ta
 	return s, nil
 }
 
-func (t *sessionTable) list(owner Owner, now time.Time) []Session {
+func (t *sessionTable) list(owner store.Owner, now time.Time) []store.Session {
 	sh := t.shard(owner)
 	sh.mu.RLock()
 	sessions := sh.owners[owner]
-	out := make([]Session, 0, len(sessions))
+	out := make([]store.Session, 0, len(sessions))
 	for _, s := range sessions {
-		if !s.expired(now) {
+		if !s.Expired(now) {
 			out = append(out, *s)
 		}
 	}
 	sh.mu.RUnlock()
-	sortSessions(out)
+	store.Sort(out)
 	return out
 }
 
-func (t *sessionTable) get(owner Owner, id string, now time.Time) (Session, error) {
+func (t *sessionTable) get(owner store.Owner, id string, now time.Time) (store.Session, error) {
 	sh := t.shard(owner)
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
 	s, ok := sh.owners[owner][id]
-	if !ok || s.expired(now) {
-		return Session{}, ErrNotFound
+	if !ok || s.Expired(now) {
+		return store.Session{}, store.ErrNotFound
 	}
 	return *s, nil
 }
 
 // liveSession returns the owner's live session id under the shard's held
 // write lock, removing it if it has expired.
-func (t *sessionTable) liveSession(sh *tableShard, owner Owner, id string, now time.Time) (*Session, bool) {
+func (t *sessionTable) liveSession(sh *tableShard, owner store.Owner, id string, now time.Time) (*store.Session, bool) {
 	sessions := sh.owners[owner]
 	s, ok := sessions[id]
 	if !ok {
 		return nil, false
 	}
-	if s.expired(now) {
+	if s.Expired(now) {
 		delete(sessions, id)
 		t.forget(owner, s)
 		return nil, false
@@ -364,21 +366,21 @@ func (t *sessionTable) liveSession(sh *tableShard, owner Owner, id string, now t
 	return s, true
 }
 
-func (t *sessionTable) update(owner Owner, id string, payload json.RawMessage, cond *ifMatch, maxBytes int64, now time.Time) (Session, error) {
+func (t *sessionTable) update(owner store.Owner, id string, payload json.RawMessage, cond *store.IfMatch, maxBytes int64, now time.Time) (store.Session, error) {
 	sh := t.shard(owner)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	s, ok := t.liveSession(sh, owner, id, now)
 	if !ok {
-		return Session{}, ErrNotFound
+		return store.Session{}, store.ErrNotFound
 	}
-	if !cond.matches(s.ETag()) {
-		return Session{}, ErrPreconditionFailed
+	if !cond.Matches(s.ETag()) {
+		return store.Session{}, store.ErrPreconditionFailed
 	}
 	if payload != nil {
 		grow := payloadCost(len(payload)) - payloadCost(len(s.Payload))
 		if grow > 0 && t.bytes.Load()+grow > maxBytes {
-			return Session{}, ErrStoreFull
+			return store.Session{}, store.ErrStoreFull
 		}
 		t.bytes.Add(grow)
 		s.Payload = payload
@@ -388,16 +390,16 @@ func (t *sessionTable) update(owner Owner, id string, payload json.RawMessage, c
 	return *s, nil
 }
 
-func (t *sessionTable) remove(owner Owner, id string, cond *ifMatch, now time.Time) error {
+func (t *sessionTable) remove(owner store.Owner, id string, cond *store.IfMatch, now time.Time) error {
 	sh := t.shard(owner)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	s, ok := t.liveSession(sh, owner, id, now)
 	if !ok {
-		return ErrNotFound
+		return store.ErrNotFound
 	}
-	if !cond.matches(s.ETag()) {
-		return ErrPreconditionFailed
+	if !cond.Matches(s.ETag()) {
+		return store.ErrPreconditionFailed
 	}
 	sessions := sh.owners[owner]
 	delete(sessions, id)
@@ -416,7 +418,7 @@ func (t *sessionTable) sweep(now time.Time) (removed int) {
 		sh.mu.Lock()
 		for owner, sessions := range sh.owners {
 			for id, s := range sessions {
-				if s.expired(now) {
+				if s.Expired(now) {
 					delete(sessions, id)
 					t.bytes.Add(-storedSize(owner, s))
 					removed++
@@ -437,7 +439,7 @@ func (t *sessionTable) sweep(now time.Time) (removed int) {
 
 // Interface guards
 var (
-	_ Store                 = (*MemoryStore)(nil)
+	_ store.Store           = (*MemoryStore)(nil)
 	_ caddy.Provisioner     = (*MemoryStore)(nil)
 	_ caddy.CleanerUpper    = (*MemoryStore)(nil)
 	_ caddyfile.Unmarshaler = (*MemoryStore)(nil)

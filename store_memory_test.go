@@ -16,17 +16,20 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/ownid-sessions/caddy-ownid-sessions/store"
+	"github.com/ownid-sessions/caddy-ownid-sessions/store/storetest"
 )
 
 var t0 = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 
-func newTestSession(now time.Time, timeout time.Duration) Session {
-	return Session{ID: newSessionID(), Created: now, LastActive: now, Timeout: timeout, Payload: json.RawMessage(`{"a":1}`)}
+func newTestSession(now time.Time, timeout time.Duration) store.Session {
+	return store.Session{ID: store.NewID(), Created: now, LastActive: now, Timeout: timeout, Payload: json.RawMessage(`{"a":1}`)}
 }
 
 func TestSessionTableLifecycle(t *testing.T) {
 	tbl := newSessionTable()
-	alice := Owner{App: "/app", Subject: "alice"}
+	alice := store.Owner{App: "/app", Subject: "alice"}
 	s, err := tbl.create(alice, newTestSession(t0, time.Minute), 10, tableLimits{1000, 1 << 40}, t0)
 	if err != nil || s.Revision != 1 || s.ETag() != `"1"` {
 		t.Fatalf("create: %+v %v", s, err)
@@ -43,47 +46,47 @@ func TestSessionTableLifecycle(t *testing.T) {
 	if err != nil || string(up.Payload) != `{"a":1}` || up.LastActive != at || up.Revision != 2 {
 		t.Fatalf("update without payload: %+v %v", up, err)
 	}
-	up, err = tbl.update(alice, s.ID, json.RawMessage(`{"b":2}`), &ifMatch{tags: []string{`"2"`}}, 1<<40, at)
+	up, err = tbl.update(alice, s.ID, json.RawMessage(`{"b":2}`), &store.IfMatch{Tags: []string{`"2"`}}, 1<<40, at)
 	if err != nil || string(up.Payload) != `{"b":2}` || up.Revision != 3 {
 		t.Fatalf("update with matching If-Match: %+v %v", up, err)
 	}
-	if _, err := tbl.update(alice, s.ID, json.RawMessage(`{}`), &ifMatch{tags: []string{`"2"`}}, 1<<40, at); !errors.Is(err, ErrPreconditionFailed) {
+	if _, err := tbl.update(alice, s.ID, json.RawMessage(`{}`), &store.IfMatch{Tags: []string{`"2"`}}, 1<<40, at); !errors.Is(err, store.ErrPreconditionFailed) {
 		t.Fatalf("stale If-Match: %v", err)
 	}
 	if got, _ := tbl.get(alice, s.ID, at); got.Revision != 3 || string(got.Payload) != `{"b":2}` {
 		t.Fatalf("a failed precondition changed the session: %+v", got)
 	}
-	if err := tbl.remove(alice, s.ID, &ifMatch{tags: []string{`"1"`}}, at); !errors.Is(err, ErrPreconditionFailed) {
+	if err := tbl.remove(alice, s.ID, &store.IfMatch{Tags: []string{`"1"`}}, at); !errors.Is(err, store.ErrPreconditionFailed) {
 		t.Fatalf("delete with stale If-Match: %v", err)
 	}
-	if err := tbl.remove(alice, s.ID, &ifMatch{any: true}, at); err != nil {
+	if err := tbl.remove(alice, s.ID, &store.IfMatch{Any: true}, at); err != nil {
 		t.Fatalf("delete with If-Match *: %v", err)
 	}
-	if _, err := tbl.get(alice, s.ID, at); !errors.Is(err, ErrNotFound) {
+	if _, err := tbl.get(alice, s.ID, at); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("get after delete: %v", err)
 	}
-	if err := tbl.remove(alice, s.ID, nil, at); !errors.Is(err, ErrNotFound) {
+	if err := tbl.remove(alice, s.ID, nil, at); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("second delete: %v", err)
 	}
 }
 
 func TestSessionTableIsolation(t *testing.T) {
 	tbl := newSessionTable()
-	alice := Owner{App: "/app", Subject: "alice"}
+	alice := store.Owner{App: "/app", Subject: "alice"}
 	s, _ := tbl.create(alice, newTestSession(t0, time.Minute), 10, tableLimits{1000, 1 << 40}, t0)
-	for _, other := range []Owner{
+	for _, other := range []store.Owner{
 		{App: "/app", Subject: "bob"},
 		{App: "/other", Subject: "alice"},
 		{App: "", Subject: "alice"},
 		{App: "/app", Subject: "ALICE"},
 	} {
-		if _, err := tbl.get(other, s.ID, t0); !errors.Is(err, ErrNotFound) {
+		if _, err := tbl.get(other, s.ID, t0); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("%+v get: %v", other, err)
 		}
-		if _, err := tbl.update(other, s.ID, nil, nil, 1<<40, t0); !errors.Is(err, ErrNotFound) {
+		if _, err := tbl.update(other, s.ID, nil, nil, 1<<40, t0); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("%+v update: %v", other, err)
 		}
-		if err := tbl.remove(other, s.ID, nil, t0); !errors.Is(err, ErrNotFound) {
+		if err := tbl.remove(other, s.ID, nil, t0); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("%+v delete: %v", other, err)
 		}
 		if l := tbl.list(other, t0); len(l) != 0 {
@@ -97,7 +100,7 @@ func TestSessionTableIsolation(t *testing.T) {
 
 func TestSessionTableExpiry(t *testing.T) {
 	tbl := newSessionTable()
-	o := Owner{Subject: "carol"}
+	o := store.Owner{Subject: "carol"}
 	s, _ := tbl.create(o, newTestSession(t0, time.Minute), 10, tableLimits{1000, 1 << 40}, t0)
 	long, _ := tbl.create(o, newTestSession(t0, time.Hour), 10, tableLimits{1000, 1 << 40}, t0)
 
@@ -106,13 +109,13 @@ func TestSessionTableExpiry(t *testing.T) {
 		t.Fatalf("expired early: %v", err)
 	}
 	end := t0.Add(time.Minute)
-	if _, err := tbl.get(o, s.ID, end); !errors.Is(err, ErrNotFound) {
+	if _, err := tbl.get(o, s.ID, end); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("get at expiry: %v", err)
 	}
 	if l := tbl.list(o, end); len(l) != 1 || l[0].ID != long.ID {
 		t.Fatalf("list at expiry: %+v", l)
 	}
-	if _, err := tbl.update(o, s.ID, nil, nil, 1<<40, end); !errors.Is(err, ErrNotFound) {
+	if _, err := tbl.update(o, s.ID, nil, nil, 1<<40, end); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("update after expiry: %v", err)
 	}
 
@@ -121,7 +124,7 @@ func TestSessionTableExpiry(t *testing.T) {
 	if n := tbl.sweep(end.Add(2 * time.Minute)); n != 1 {
 		t.Fatalf("sweep removed %d, want 1 (s2)", n)
 	}
-	if _, err := tbl.get(o, s2.ID, end); !errors.Is(err, ErrNotFound) {
+	if _, err := tbl.get(o, s2.ID, end); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("swept session still readable at an earlier time: %v", err)
 	}
 	if _, err := tbl.get(o, long.ID, end); err != nil {
@@ -131,16 +134,16 @@ func TestSessionTableExpiry(t *testing.T) {
 
 func TestSessionTableMaxPerOwner(t *testing.T) {
 	tbl := newSessionTable()
-	o := Owner{App: "/a", Subject: "dave"}
+	o := store.Owner{App: "/a", Subject: "dave"}
 	for i := 0; i < 3; i++ {
 		if _, err := tbl.create(o, newTestSession(t0, time.Minute), 3, tableLimits{1000, 1 << 40}, t0); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := tbl.create(o, newTestSession(t0, time.Minute), 3, tableLimits{1000, 1 << 40}, t0); !errors.Is(err, ErrTooManySessions) {
+	if _, err := tbl.create(o, newTestSession(t0, time.Minute), 3, tableLimits{1000, 1 << 40}, t0); !errors.Is(err, store.ErrTooManySessions) {
 		t.Fatalf("fourth: %v", err)
 	}
-	if _, err := tbl.create(Owner{App: "/a", Subject: "erin"}, newTestSession(t0, time.Minute), 3, tableLimits{1000, 1 << 40}, t0); err != nil {
+	if _, err := tbl.create(store.Owner{App: "/a", Subject: "erin"}, newTestSession(t0, time.Minute), 3, tableLimits{1000, 1 << 40}, t0); err != nil {
 		t.Fatalf("another account is limited by dave's sessions: %v", err)
 	}
 	// Expired sessions do not count.
@@ -154,7 +157,7 @@ func TestSessionTableMaxPerOwner(t *testing.T) {
 // session: with If-Match, every acknowledged write is kept.
 func TestSessionTableConcurrentIfMatch(t *testing.T) {
 	tbl := newSessionTable()
-	o := Owner{Subject: "race"}
+	o := store.Owner{Subject: "race"}
 	s, _ := tbl.create(o, newTestSession(t0, time.Hour), 10, tableLimits{1000, 1 << 40}, t0)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -172,12 +175,12 @@ func TestSessionTableConcurrentIfMatch(t *testing.T) {
 				var n int
 				_ = json.Unmarshal(cur.Payload, &struct{ N *int }{&n})
 				next := json.RawMessage(fmt.Sprintf(`{"N":%d}`, n+1))
-				_, err = tbl.update(o, s.ID, next, &ifMatch{tags: []string{cur.ETag()}}, 1<<40, t0)
+				_, err = tbl.update(o, s.ID, next, &store.IfMatch{Tags: []string{cur.ETag()}}, 1<<40, t0)
 				if err == nil {
 					mu.Lock()
 					acked++
 					mu.Unlock()
-				} else if !errors.Is(err, ErrPreconditionFailed) {
+				} else if !errors.Is(err, store.ErrPreconditionFailed) {
 					t.Error(err)
 				}
 			}
@@ -192,13 +195,25 @@ func TestSessionTableConcurrentIfMatch(t *testing.T) {
 	}
 }
 
+func TestMemoryStoreContract(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		ctx, _ := newTestContext(t)
+		m := &MemoryStore{Name: "contract-" + t.Name()}
+		if err := m.Provision(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Cleanup() })
+		return m
+	})
+}
+
 func TestMemoryStoreSharedAcrossConfigs(t *testing.T) {
 	ctx1, cancel1 := newTestContext(t)
 	a := &MemoryStore{Name: "shared-test"}
 	if err := a.Provision(ctx1); err != nil {
 		t.Fatal(err)
 	}
-	o := Owner{Subject: "ivan"}
+	o := store.Owner{Subject: "ivan"}
 	s, err := a.Create(context.Background(), o, newTestSession(t0, time.Hour), 10, t0)
 	if err != nil {
 		t.Fatal(err)
@@ -221,7 +236,7 @@ func TestMemoryStoreSharedAcrossConfigs(t *testing.T) {
 	if err := c.Provision(ctx2); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Get(context.Background(), o, s.ID, t0); !errors.Is(err, ErrNotFound) {
+	if _, err := c.Get(context.Background(), o, s.ID, t0); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("other store sees the session: %v", err)
 	}
 	cancel2()
@@ -235,48 +250,14 @@ func TestMemoryStoreSharedAcrossConfigs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Cleanup()
-	if _, err := d.Get(context.Background(), o, s.ID, t0); !errors.Is(err, ErrNotFound) {
+	if _, err := d.Get(context.Background(), o, s.ID, t0); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("released table kept its sessions: %v", err)
-	}
-}
-
-func TestIfMatchParsing(t *testing.T) {
-	tests := []struct {
-		header []string
-		etag   string
-		want   bool
-	}{
-		{nil, `"1"`, true},
-		{[]string{`"1"`}, `"1"`, true},
-		{[]string{`"2", "1"`}, `"1"`, true},
-		{[]string{`"2"`, `"1"`}, `"1"`, true},
-		{[]string{`*`}, `"9"`, true},
-		{[]string{`W/"1"`}, `"1"`, false},
-		{[]string{`1`}, `"1"`, false},
-		{[]string{``}, `"1"`, false},
-		{[]string{`"2"`}, `"1"`, false},
-	}
-	for _, tt := range tests {
-		if got := parseIfMatch(tt.header).matches(tt.etag); got != tt.want {
-			t.Errorf("If-Match %q vs %s: %v, want %v", tt.header, tt.etag, got, tt.want)
-		}
-	}
-}
-
-func TestNewSessionID(t *testing.T) {
-	seen := map[string]bool{}
-	for i := 0; i < 1000; i++ {
-		id := newSessionID()
-		if len(id) != 22 || !validSessionID(id) || seen[id] {
-			t.Fatalf("bad or repeated id %q", id)
-		}
-		seen[id] = true
 	}
 }
 
 func BenchmarkSessionTableGet(b *testing.B) {
 	tbl := newSessionTable()
-	o := Owner{App: "/app", Subject: "bench"}
+	o := store.Owner{App: "/app", Subject: "bench"}
 	s, _ := tbl.create(o, newTestSession(t0, time.Hour), 10, tableLimits{1000, 1 << 40}, t0)
 	b.ReportAllocs()
 	for b.Loop() {
@@ -288,7 +269,7 @@ func BenchmarkSessionTableGet(b *testing.B) {
 
 func BenchmarkSessionTableUpdate(b *testing.B) {
 	tbl := newSessionTable()
-	o := Owner{App: "/app", Subject: "bench"}
+	o := store.Owner{App: "/app", Subject: "bench"}
 	s, _ := tbl.create(o, newTestSession(t0, time.Hour), 10, tableLimits{1000, 1 << 40}, t0)
 	payload := json.RawMessage(`{"theme":"dark"}`)
 	b.ReportAllocs()
@@ -314,7 +295,7 @@ func TestSweeperStopsWithConfig(t *testing.T) {
 		stores = append(stores, m)
 		cancels = append(cancels, cancel)
 	}
-	o := Owner{Subject: "sweeper"}
+	o := store.Owner{Subject: "sweeper"}
 	s, _ := stores[2].table.create(o, newTestSession(testNow(), time.Hour), 10, tableLimits{1000, 1 << 40}, testNow())
 	for i, cancel := range cancels[:2] {
 		cancel()
@@ -340,9 +321,9 @@ func TestSweeperStopsWithConfig(t *testing.T) {
 // reads and writes in every shard go on.
 func TestSweepHoldsNoGlobalLock(t *testing.T) {
 	tbl := newSessionTable()
-	var owners []Owner
+	var owners []store.Owner
 	for i := 0; i < 2000; i++ {
-		o := Owner{App: "/s", Subject: fmt.Sprint("acct-", i)}
+		o := store.Owner{App: "/s", Subject: fmt.Sprint("acct-", i)}
 		tbl.create(o, newTestSession(t0, time.Minute), 10, tableLimits{1 << 20, 1 << 40}, t0)
 		owners = append(owners, o)
 	}
@@ -388,8 +369,8 @@ func TestBytesPerSession(t *testing.T) {
 	runtime.ReadMemStats(&before)
 	tbl := newSessionTable()
 	for i := 0; i < n; i++ {
-		o := Owner{App: "/app", Subject: "account-" + strconv.Itoa(i/10)}
-		s := Session{ID: newSessionID(), Created: t0, LastActive: t0, Timeout: time.Hour, Payload: append(json.RawMessage(nil), payload...)}
+		o := store.Owner{App: "/app", Subject: "account-" + strconv.Itoa(i/10)}
+		s := store.Session{ID: store.NewID(), Created: t0, LastActive: t0, Timeout: time.Hour, Payload: append(json.RawMessage(nil), payload...)}
 		if _, err := tbl.create(o, s, 100, tableLimits{n, 1 << 40}, t0); err != nil {
 			t.Fatal(err)
 		}
@@ -410,15 +391,15 @@ func TestBytesPerSession(t *testing.T) {
 func BenchmarkGetLatency(b *testing.B) {
 	payload := json.RawMessage(`{"p":"` + strings.Repeat("x", 248) + `"}`)
 	type ref struct {
-		o  Owner
+		o  store.Owner
 		id string
 	}
 	for _, n := range []int{1_000, 1_000_000} {
 		tbl := newSessionTable()
 		refs := make([]ref, 0, n)
 		for i := 0; i < n; i++ {
-			o := Owner{App: "/app", Subject: "account-" + strconv.Itoa(i/10)}
-			s, _ := tbl.create(o, Session{ID: newSessionID(), Created: t0, LastActive: t0, Timeout: time.Hour, Payload: payload}, 100, tableLimits{n, 1 << 40}, t0)
+			o := store.Owner{App: "/app", Subject: "account-" + strconv.Itoa(i/10)}
+			s, _ := tbl.create(o, store.Session{ID: store.NewID(), Created: t0, LastActive: t0, Timeout: time.Hour, Payload: payload}, 100, tableLimits{n, 1 << 40}, t0)
 			refs = append(refs, ref{o, s.ID})
 		}
 		runtime.GC()
@@ -430,7 +411,7 @@ func BenchmarkGetLatency(b *testing.B) {
 				i++
 				// The keys arrive with the request, fresh in cache: only
 				// the table's own memory is cold.
-				o := Owner{App: strings.Clone(r.o.App), Subject: strings.Clone(r.o.Subject)}
+				o := store.Owner{App: strings.Clone(r.o.App), Subject: strings.Clone(r.o.Subject)}
 				id := strings.Clone(r.id)
 				start := time.Now()
 				if _, err := tbl.get(o, id, t0); err != nil {
@@ -465,12 +446,12 @@ func BenchmarkGetLatency(b *testing.B) {
 
 func TestSessionTableByteBudget(t *testing.T) {
 	tbl := newSessionTable()
-	o := Owner{App: "/app", Issuer: "https://issuer.example", Subject: "budget"}
+	o := store.Owner{App: "/app", Issuer: "https://issuer.example", Subject: "budget"}
 	payload := json.RawMessage(`{"p":"` + strings.Repeat("x", 1000) + `"}`)
-	mk := func() Session {
-		return Session{ID: newSessionID(), Created: t0, LastActive: t0, Timeout: time.Hour, Payload: payload}
+	mk := func() store.Session {
+		return store.Session{ID: store.NewID(), Created: t0, LastActive: t0, Timeout: time.Hour, Payload: payload}
 	}
-	one := storedSize(o, &Session{ID: newSessionID(), Payload: payload})
+	one := storedSize(o, &store.Session{ID: store.NewID(), Payload: payload})
 	limits := tableLimits{live: 1000, bytes: 3 * one}
 	var ids []string
 	for i := 0; i < 3; i++ {
@@ -483,7 +464,7 @@ func TestSessionTableByteBudget(t *testing.T) {
 	if got := tbl.bytes.Load(); got != 3*one {
 		t.Fatalf("bytes held: %d, want %d", got, 3*one)
 	}
-	if _, err := tbl.create(o, mk(), 100, limits, t0); !errors.Is(err, ErrStoreFull) {
+	if _, err := tbl.create(o, mk(), 100, limits, t0); !errors.Is(err, store.ErrStoreFull) {
 		t.Fatalf("create over the budget: %v, want ErrStoreFull", err)
 	}
 	if n := len(tbl.list(o, t0)); n != 3 {
@@ -492,7 +473,7 @@ func TestSessionTableByteBudget(t *testing.T) {
 	// An update that grows a payload past the budget changes nothing; one
 	// that shrinks it is always let through.
 	bigger := json.RawMessage(`{"p":"` + strings.Repeat("y", 1001) + `"}`)
-	if _, err := tbl.update(o, ids[0], bigger, nil, limits.bytes, t0); !errors.Is(err, ErrStoreFull) {
+	if _, err := tbl.update(o, ids[0], bigger, nil, limits.bytes, t0); !errors.Is(err, store.ErrStoreFull) {
 		t.Fatalf("growing update over the budget: %v, want ErrStoreFull", err)
 	}
 	if s, _ := tbl.get(o, ids[0], t0); string(s.Payload) != string(payload) || s.Revision != 1 {
@@ -531,8 +512,8 @@ func TestStoredBytesBoundTheHeap(t *testing.T) {
 		runtime.ReadMemStats(&before)
 		tbl := newSessionTable()
 		for i := 0; i < c.sessions; i++ {
-			o := Owner{App: "/spray" + strconv.Itoa(i), Issuer: "https://issuer.example", Subject: "sprayer"}
-			s := Session{ID: newSessionID(), Created: t0, LastActive: t0, Timeout: time.Hour, Payload: bytes.Clone(payload)}
+			o := store.Owner{App: "/spray" + strconv.Itoa(i), Issuer: "https://issuer.example", Subject: "sprayer"}
+			s := store.Session{ID: store.NewID(), Created: t0, LastActive: t0, Timeout: time.Hour, Payload: bytes.Clone(payload)}
 			if _, err := tbl.create(o, s, 100, tableLimits{c.sessions, 1 << 40}, t0); err != nil {
 				t.Fatal(err)
 			}
@@ -563,10 +544,10 @@ func BenchmarkFullBudgetRSS(b *testing.B) {
 		limits := tableLimits{live: defaultMaxLiveSessions, bytes: defaultMaxBytes}
 		n := 0
 		for ; ; n++ {
-			o := Owner{App: "/spray" + strconv.Itoa(n), Issuer: "https://issuer.example", Subject: "sprayer"}
-			s := Session{ID: newSessionID(), Created: t0, LastActive: t0, Timeout: time.Hour, Payload: bytes.Clone(payload)}
+			o := store.Owner{App: "/spray" + strconv.Itoa(n), Issuer: "https://issuer.example", Subject: "sprayer"}
+			s := store.Session{ID: store.NewID(), Created: t0, LastActive: t0, Timeout: time.Hour, Payload: bytes.Clone(payload)}
 			if _, err := tbl.create(o, s, 100, limits, t0); err != nil {
-				if !errors.Is(err, ErrStoreFull) {
+				if !errors.Is(err, store.ErrStoreFull) {
 					b.Fatal(err)
 				}
 				break

@@ -14,6 +14,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ownid-sessions/caddy-ownid-sessions/store"
 )
 
 func init() {
@@ -171,7 +173,7 @@ func (s *RedisStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 // keys of one owner: the sessions and the index share a hash tag, so a
 // script touches one slot. The owner is hashed: apps, issuers and subjects
 // are arbitrary strings.
-func (s *RedisStore) ownerKeys(owner Owner) (sessionPrefix, index string) {
+func (s *RedisStore) ownerKeys(owner store.Owner) (sessionPrefix, index string) {
 	// Each part is length-prefixed, so no app, issuer and subject can
 	// spell another's.
 	h := sha256.New()
@@ -261,7 +263,7 @@ func unavailable(err error) error {
 	return fmt.Errorf("redis: %w", err)
 }
 
-func (s *RedisStore) Create(ctx context.Context, owner Owner, sess Session, maxPerOwner int, now time.Time) (Session, error) {
+func (s *RedisStore) Create(ctx context.Context, owner store.Owner, sess store.Session, maxPerOwner int, now time.Time) (store.Session, error) {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
 	prefix, index := s.ownerKeys(owner)
@@ -278,7 +280,7 @@ func (s *RedisStore) Create(ctx context.Context, owner Owner, sess Session, maxP
 		ms(now), sess.ID, ms(sess.Created), int64(sess.Timeout/time.Second), []byte(payload),
 		maxPerOwner, s.MaxLiveSessions, allMember).Text()
 	if err != nil {
-		return Session{}, unavailable(err)
+		return store.Session{}, unavailable(err)
 	}
 	switch res {
 	case "ok":
@@ -286,17 +288,17 @@ func (s *RedisStore) Create(ctx context.Context, owner Owner, sess Session, maxP
 		sess.Payload = payload
 		return sess, nil
 	case "too_many":
-		return Session{}, ErrTooManySessions
+		return store.Session{}, store.ErrTooManySessions
 	case "full":
-		return Session{}, StoreFullError{RetryAfter: time.Minute}
+		return store.Session{}, store.StoreFullError{RetryAfter: time.Minute}
 	}
-	return Session{}, fmt.Errorf("redis: create answered %q", res)
+	return store.Session{}, fmt.Errorf("redis: create answered %q", res)
 }
 
 // read turns a session hash into a Session, or reports it missing or expired.
-func readSession(id string, f []any, now time.Time) (Session, bool) {
+func readSession(id string, f []any, now time.Time) (store.Session, bool) {
 	if len(f) != 5 || f[0] == nil {
-		return Session{}, false
+		return store.Session{}, false
 	}
 	num := func(v any) int64 {
 		str, _ := v.(string)
@@ -304,7 +306,7 @@ func readSession(id string, f []any, now time.Time) (Session, bool) {
 		return n
 	}
 	payload, _ := f[3].(string)
-	sess := Session{
+	sess := store.Session{
 		ID:         id,
 		Created:    time.UnixMilli(num(f[0])).UTC(),
 		LastActive: time.UnixMilli(num(f[1])).UTC(),
@@ -312,30 +314,30 @@ func readSession(id string, f []any, now time.Time) (Session, bool) {
 		Payload:    []byte(payload),
 		Revision:   uint64(num(f[4])),
 	}
-	if sess.expired(now) {
-		return Session{}, false
+	if sess.Expired(now) {
+		return store.Session{}, false
 	}
 	return sess, true
 }
 
 var sessionFields = []string{"created", "last", "timeout", "payload", "rev"}
 
-func (s *RedisStore) Get(ctx context.Context, owner Owner, id string, now time.Time) (Session, error) {
+func (s *RedisStore) Get(ctx context.Context, owner store.Owner, id string, now time.Time) (store.Session, error) {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
 	prefix, _ := s.ownerKeys(owner)
 	f, err := s.client.HMGet(ctx, prefix+id, sessionFields...).Result()
 	if err != nil {
-		return Session{}, unavailable(err)
+		return store.Session{}, unavailable(err)
 	}
 	sess, ok := readSession(id, f, now)
 	if !ok {
-		return Session{}, ErrNotFound
+		return store.Session{}, store.ErrNotFound
 	}
 	return sess, nil
 }
 
-func (s *RedisStore) List(ctx context.Context, owner Owner, now time.Time) ([]Session, error) {
+func (s *RedisStore) List(ctx context.Context, owner store.Owner, now time.Time) ([]store.Session, error) {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
 	prefix, index := s.ownerKeys(owner)
@@ -355,17 +357,17 @@ func (s *RedisStore) List(ctx context.Context, owner Owner, now time.Time) ([]Se
 			return nil, unavailable(err)
 		}
 	}
-	out := make([]Session, 0, len(ids))
+	out := make([]store.Session, 0, len(ids))
 	for i, id := range ids {
 		if sess, ok := readSession(id, cmds[i].Val(), now); ok {
 			out = append(out, sess)
 		}
 	}
-	sortSessions(out)
+	store.Sort(out)
 	return out, nil
 }
 
-func (s *RedisStore) write(ctx context.Context, owner Owner, id, mode string, payload []byte, cond *ifMatch, now time.Time) ([]any, error) {
+func (s *RedisStore) write(ctx context.Context, owner store.Owner, id, mode string, payload []byte, cond *store.IfMatch, now time.Time) ([]any, error) {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
 	prefix, index := s.ownerKeys(owner)
@@ -379,13 +381,13 @@ func (s *RedisStore) write(ctx context.Context, owner Owner, id, mode string, pa
 	}
 	args := []any{ms(now), id, mode, []byte(payload), hasPayload, anyTag, prefix + id}
 	if cond != nil {
-		if cond.any {
+		if cond.Any {
 			args[5] = "1"
 		}
-		for _, t := range cond.tags {
+		for _, t := range cond.Tags {
 			args = append(args, t)
 		}
-		if !cond.any && len(cond.tags) == 0 {
+		if !cond.Any && len(cond.Tags) == 0 {
 			args = append(args, "") // an If-Match that names nothing matches nothing
 		}
 	}
@@ -397,33 +399,33 @@ func (s *RedisStore) write(ctx context.Context, owner Owner, id, mode string, pa
 	case "ok":
 		return res, nil
 	case "not_found":
-		return nil, ErrNotFound
+		return nil, store.ErrNotFound
 	case "precondition":
-		return nil, ErrPreconditionFailed
+		return nil, store.ErrPreconditionFailed
 	}
 	return nil, fmt.Errorf("redis: write answered %v", res[0])
 }
 
-func (s *RedisStore) Update(ctx context.Context, owner Owner, id string, payload json.RawMessage, cond *ifMatch, now time.Time) (Session, error) {
+func (s *RedisStore) Update(ctx context.Context, owner store.Owner, id string, payload json.RawMessage, cond *store.IfMatch, now time.Time) (store.Session, error) {
 	res, err := s.write(ctx, owner, id, "update", payload, cond, now)
 	if err != nil {
-		return Session{}, err
+		return store.Session{}, err
 	}
 	sess, ok := readSession(id, []any{res[1], strconv.FormatInt(ms(now), 10), res[3], res[4], res[2]}, now)
 	if !ok {
-		return Session{}, ErrNotFound
+		return store.Session{}, store.ErrNotFound
 	}
 	return sess, nil
 }
 
-func (s *RedisStore) Delete(ctx context.Context, owner Owner, id string, cond *ifMatch, now time.Time) error {
+func (s *RedisStore) Delete(ctx context.Context, owner store.Owner, id string, cond *store.IfMatch, now time.Time) error {
 	_, err := s.write(ctx, owner, id, "delete", nil, cond, now)
 	return err
 }
 
 // Interface guards
 var (
-	_ Store                 = (*RedisStore)(nil)
+	_ store.Store           = (*RedisStore)(nil)
 	_ caddy.Provisioner     = (*RedisStore)(nil)
 	_ caddy.CleanerUpper    = (*RedisStore)(nil)
 	_ caddyfile.Unmarshaler = (*RedisStore)(nil)

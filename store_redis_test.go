@@ -14,6 +14,9 @@ import (
 
 	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ownid-sessions/caddy-ownid-sessions/store"
+	"github.com/ownid-sessions/caddy-ownid-sessions/store/storetest"
 )
 
 // redisServer is a throwaway redis-server on a free loopback port, run from
@@ -114,7 +117,7 @@ func newTestRedisStore(t *testing.T, url string, prefix string) *RedisStore {
 func TestRedisStoreContract(t *testing.T) {
 	url := sharedRedisURL(t)
 	n := 0
-	testStoreContract(t, func(t *testing.T) Store {
+	storetest.Run(t, func(t *testing.T) store.Store {
 		n++
 		return newTestRedisStore(t, url, fmt.Sprintf("ownid_test:%d:%d:", time.Now().UnixNano(), n))
 	})
@@ -124,12 +127,12 @@ func TestRedisStoreIndexStaysBounded(t *testing.T) {
 	url := sharedRedisURL(t)
 	st := newTestRedisStore(t, url, fmt.Sprintf("ownid_bounded:%d:", time.Now().UnixNano()))
 	ctx := context.Background()
-	o := Owner{Subject: "churn"}
+	o := store.Owner{Subject: "churn"}
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	// 200 short sessions over time: expired and deleted ids leave the index.
 	for i := 0; i < 200; i++ {
 		at := now.Add(time.Duration(i) * time.Minute)
-		s, err := st.Create(ctx, o, Session{ID: newSessionID(), Created: at, LastActive: at, Timeout: 30 * time.Second}, 5, at)
+		s, err := st.Create(ctx, o, store.Session{ID: store.NewID(), Created: at, LastActive: at, Timeout: 30 * time.Second}, 5, at)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -150,11 +153,11 @@ func TestRedisStoreGlobalCap(t *testing.T) {
 	ctx := context.Background()
 	now := time.Now()
 	for i := 0; i < 2; i++ {
-		if _, err := st.Create(ctx, Owner{Subject: fmt.Sprint("cap-", i)}, Session{ID: newSessionID(), Created: now, LastActive: now, Timeout: time.Hour}, 5, now); err != nil {
+		if _, err := st.Create(ctx, store.Owner{Subject: fmt.Sprint("cap-", i)}, store.Session{ID: store.NewID(), Created: now, LastActive: now, Timeout: time.Hour}, 5, now); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := st.Create(ctx, Owner{Subject: "cap-x"}, Session{ID: newSessionID(), Created: now, LastActive: now, Timeout: time.Hour}, 5, now); err == nil || !strings.Contains(err.Error(), "maximum") {
+	if _, err := st.Create(ctx, store.Owner{Subject: "cap-x"}, store.Session{ID: store.NewID(), Created: now, LastActive: now, Timeout: time.Hour}, 5, now); err == nil || !strings.Contains(err.Error(), "maximum") {
 		t.Fatalf("create beyond the cap: %v", err)
 	}
 }
@@ -293,7 +296,7 @@ func TestRedisOutage(t *testing.T) {
 // throwaway local server, or REDIS_URL).
 func BenchmarkStores(b *testing.B) {
 	ctx := context.Background()
-	stores := map[string]Store{}
+	stores := map[string]store.Store{}
 	cctx, cancel := newTestContext(b)
 	defer cancel()
 	mem := &MemoryStore{Name: "bench-stores"}
@@ -333,8 +336,8 @@ func BenchmarkStores(b *testing.B) {
 			continue
 		}
 		now := time.Now()
-		o := Owner{App: "/bench", Subject: "bench-" + name}
-		s, err := st.Create(ctx, o, Session{ID: newSessionID(), Created: now, LastActive: now, Timeout: time.Hour, Payload: payload}, 1<<30, now)
+		o := store.Owner{App: "/bench", Subject: "bench-" + name}
+		s, err := st.Create(ctx, o, store.Session{ID: store.NewID(), Created: now, LastActive: now, Timeout: time.Hour, Payload: payload}, 1<<30, now)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -343,7 +346,7 @@ func BenchmarkStores(b *testing.B) {
 			i := 0
 			for b.Loop() {
 				i++
-				if _, err := st.Create(ctx, Owner{App: "/bench", Subject: fmt.Sprint("c", i)}, Session{ID: newSessionID(), Created: now, LastActive: now, Timeout: time.Minute, Payload: payload}, 10, now); err != nil {
+				if _, err := st.Create(ctx, store.Owner{App: "/bench", Subject: fmt.Sprint("c", i)}, store.Session{ID: store.NewID(), Created: now, LastActive: now, Timeout: time.Minute, Payload: payload}, 10, now); err != nil {
 					b.Fatal(err)
 				}
 			}
