@@ -225,6 +225,22 @@ func (m *MemoryStore) Delete(_ context.Context, owner store.Owner, id string, co
 	return m.table.remove(owner, id, cond, now)
 }
 
+// Usage is what the table holds: its sessions (expired ones until swept) and
+// the bytes they count against max_bytes.
+func (m *MemoryStore) Usage() store.Usage {
+	return store.Usage{Name: m.Name, Sessions: m.table.live.Load(), Bytes: m.table.bytes.Load()}
+}
+
+// SessionsByApp counts the table's sessions of each app.
+func (m *MemoryStore) SessionsByApp() map[string]int {
+	return m.table.countByApp()
+}
+
+// Describe names the store for the admin endpoint: "memory:<name>".
+func (m *MemoryStore) Describe() string {
+	return "memory:" + m.Name
+}
+
 // sessionTable is the in-process session storage, split into shards by owner
 // so that writers for different accounts rarely meet and the sweeper never
 // holds more than one shard's lock.
@@ -437,9 +453,25 @@ func (t *sessionTable) sweep(now time.Time) (removed int) {
 	return removed
 }
 
+// countByApp counts the sessions of each app, one shard at a time.
+func (t *sessionTable) countByApp() map[string]int {
+	apps := map[string]int{}
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.RLock()
+		for owner, sessions := range sh.owners {
+			apps[owner.App] += len(sessions)
+		}
+		sh.mu.RUnlock()
+	}
+	return apps
+}
+
 // Interface guards
 var (
 	_ store.Store           = (*MemoryStore)(nil)
+	_ store.Counter         = (*MemoryStore)(nil)
+	_ store.Describer       = (*MemoryStore)(nil)
 	_ caddy.Provisioner     = (*MemoryStore)(nil)
 	_ caddy.CleanerUpper    = (*MemoryStore)(nil)
 	_ caddyfile.Unmarshaler = (*MemoryStore)(nil)

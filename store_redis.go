@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -125,6 +126,15 @@ func (s *RedisStore) Cleanup() error {
 	}
 	_, err := redisClients.Delete(s.poolKey)
 	return err
+}
+
+// Describe names the store for the admin endpoint by its server and key
+// prefix, "redis:<host:port> <prefix>", without the URL's credentials.
+func (s *RedisStore) Describe() string {
+	if u, err := url.Parse(caddy.NewReplacer().ReplaceKnown(s.URL, "")); err == nil {
+		return "redis:" + u.Host + " " + s.KeyPrefix
+	}
+	return "redis"
 }
 
 // UnmarshalCaddyfile sets up the store from Caddyfile tokens. Syntax:
@@ -426,6 +436,7 @@ func (s *RedisStore) Delete(ctx context.Context, owner store.Owner, id string, c
 // Interface guards
 var (
 	_ store.Store           = (*RedisStore)(nil)
+	_ store.Describer       = (*RedisStore)(nil)
 	_ caddy.Provisioner     = (*RedisStore)(nil)
 	_ caddy.CleanerUpper    = (*RedisStore)(nil)
 	_ caddyfile.Unmarshaler = (*RedisStore)(nil)
