@@ -36,6 +36,10 @@ const (
 	maxSessionTimeout = 365 * 24 * time.Hour
 )
 
+// storeNamespace is the namespace of the store modules, as StoreRaw's tag
+// names it.
+const storeNamespace = "http.ownid_sessions.stores"
+
 // clock is where handlers read the time. Tests that run a real Caddy in the
 // test binary replace it to move time without sleeping.
 var clock = time.Now
@@ -92,10 +96,11 @@ type Handler struct {
 	// How bearer tokens are verified. Required.
 	JWT *JWTConfig `json:"jwt,omitempty"`
 
-	// The session store, a module in the http.handlers.ownid_sessions.stores
-	// namespace. Default: the in-process store ("memory"), which keeps its
-	// sessions across config reloads.
-	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=http.handlers.ownid_sessions.stores inline_key=type"`
+	// The session store, a module in the http.ownid_sessions.stores
+	// namespace whose value implements store.Store: "memory" or "redis",
+	// or one of another package's. Default: the in-process store
+	// ("memory"), which keeps its sessions across config reloads.
+	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=http.ownid_sessions.stores inline_key=type"`
 
 	// The idle timeout given to a session created without one. Default: 30m.
 	// At most one year.

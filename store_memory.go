@@ -79,7 +79,7 @@ type MemoryStore struct {
 // CaddyModule returns the Caddy module information.
 func (MemoryStore) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{
-		ID:  "http.handlers.ownid_sessions.stores.memory",
+		ID:  "http.ownid_sessions.stores.memory",
 		New: func() caddy.Module { return new(MemoryStore) },
 	}
 }

@@ -62,7 +62,7 @@ type RedisStore struct {
 // CaddyModule returns the Caddy module information.
 func (RedisStore) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{
-		ID:  "http.handlers.ownid_sessions.stores.redis",
+		ID:  "http.ownid_sessions.stores.redis",
 		New: func() caddy.Module { return new(RedisStore) },
 	}
 }
