@@ -15,93 +15,10 @@ import (
 	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ownid-sessions/caddy-ownid-sessions/internal/redistest"
 	"github.com/ownid-sessions/caddy-ownid-sessions/store"
 	"github.com/ownid-sessions/caddy-ownid-sessions/store/storetest"
 )
-
-// redisServer is a throwaway redis-server on a free loopback port, run from
-// Debian's redis-server package; .ci/run installs it. Without the binary
-// the Redis tests fail under CI and skip elsewhere, saying so.
-type redisServer struct {
-	t    *testing.T
-	port int
-	dir  string
-	cmd  *exec.Cmd
-	args []string
-}
-
-func (r *redisServer) url() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", r.port) }
-
-func startRedis(t *testing.T, persistent bool) *redisServer {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("redis-server is not installed; .ci/run installs Debian's redis-server package")
-		}
-		t.Skip("redis-server is not installed (apt-get install redis-server); the Redis store is untested here")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	r := &redisServer{t: t, port: port, dir: t.TempDir()}
-	r.args = []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", r.dir,
-		"--save", "", "--protected-mode", "no", "--daemonize", "no", "--loglevel", "warning"}
-	if persistent {
-		r.args = append(r.args, "--appendonly", "yes", "--appendfsync", "always")
-	} else {
-		r.args = append(r.args, "--appendonly", "no")
-	}
-	r.args = append([]string{bin}, r.args...)
-	r.start()
-	t.Cleanup(r.stop)
-	return r
-}
-
-func (r *redisServer) start() {
-	r.t.Helper()
-	r.cmd = exec.Command(r.args[0], r.args[1:]...)
-	r.cmd.Dir = r.dir
-	var out bytes.Buffer
-	r.cmd.Stdout, r.cmd.Stderr = &out, &out
-	if err := r.cmd.Start(); err != nil {
-		r.t.Fatal(err)
-	}
-	c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", r.port)})
-	defer c.Close()
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if c.Ping(context.Background()).Err() == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			r.t.Fatalf("redis-server did not start: %s", out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// kill stops the server at once (SIGKILL): only what it had written to its
-// append-only file survives.
-func (r *redisServer) kill() {
-	if r.cmd != nil && r.cmd.Process != nil {
-		r.cmd.Process.Kill()
-		r.cmd.Wait()
-		r.cmd = nil
-	}
-}
-
-func (r *redisServer) stop() { r.kill() }
-
-// sharedRedisURL is REDIS_URL if set, or a throwaway server of this test.
-func sharedRedisURL(t *testing.T) string {
-	if u := os.Getenv("REDIS_URL"); u != "" {
-		return u
-	}
-	return startRedis(t, false).url()
-}
 
 func newTestRedisStore(t *testing.T, url string, prefix string) *RedisStore {
 	t.Helper()
@@ -115,7 +32,7 @@ func newTestRedisStore(t *testing.T, url string, prefix string) *RedisStore {
 }
 
 func TestRedisStoreContract(t *testing.T) {
-	url := sharedRedisURL(t)
+	url := redistest.SharedURL(t)
 	n := 0
 	storetest.Run(t, func(t *testing.T) store.Store {
 		n++
@@ -124,7 +41,7 @@ func TestRedisStoreContract(t *testing.T) {
 }
 
 func TestRedisStoreIndexStaysBounded(t *testing.T) {
-	url := sharedRedisURL(t)
+	url := redistest.SharedURL(t)
 	st := newTestRedisStore(t, url, fmt.Sprintf("ownid_bounded:%d:", time.Now().UnixNano()))
 	ctx := context.Background()
 	o := store.Owner{Subject: "churn"}
@@ -147,7 +64,7 @@ func TestRedisStoreIndexStaysBounded(t *testing.T) {
 }
 
 func TestRedisStoreGlobalCap(t *testing.T) {
-	url := sharedRedisURL(t)
+	url := redistest.SharedURL(t)
 	st := newTestRedisStore(t, url, fmt.Sprintf("ownid_cap:%d:", time.Now().UnixNano()))
 	st.MaxLiveSessions = 2
 	ctx := context.Background()
@@ -198,7 +115,7 @@ func at(t *testing.T, tc *caddytest.Tester, port int, rq request) reply {
 // TestRedisTwoInstances: two servers on separate ports, one Redis: what one
 // writes the other reads; If-Match and max_sessions hold across them.
 func TestRedisTwoInstances(t *testing.T) {
-	url := sharedRedisURL(t)
+	url := redistest.SharedURL(t)
 	tc := caddytest.NewTester(t)
 	tc.InitServer(redisSites(url), "caddyfile")
 	tok := tokenFor(t, fmt.Sprint("two-", time.Now().UnixNano()))
@@ -242,9 +159,9 @@ func TestRedisTwoInstances(t *testing.T) {
 // half written; restarted: correct answers again, without restarting
 // Caddy, and every acknowledged write is there.
 func TestRedisOutage(t *testing.T) {
-	srv := startRedis(t, true)
+	srv := redistest.Start(t, true)
 	tc := caddytest.NewTester(t)
-	tc.InitServer(redisSites(srv.url()), "caddyfile")
+	tc.InitServer(redisSites(srv.URL()), "caddyfile")
 	tok := tokenFor(t, "outage")
 	r := at(t, tc, 9080, request{method: "POST", path: "/o/accounts/sessions", token: tok, body: `{"payload":{"n":1}}`})
 	if r.status != 201 {
@@ -257,7 +174,7 @@ func TestRedisOutage(t *testing.T) {
 		t.Fatalf("acknowledged write: %d", r.status)
 	}
 
-	srv.kill()
+	srv.Kill()
 	for _, rq := range []request{
 		{method: "GET", path: item, token: tok},
 		{method: "PUT", path: item, token: tok, body: `{"payload":{"n":3}}`},
@@ -275,7 +192,7 @@ func TestRedisOutage(t *testing.T) {
 		t.Logf("%s answered 503 in %s while Redis was down", rq.method, time.Since(start))
 	}
 
-	srv.start()
+	srv.Restart()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		r = at(t, tc, 9080, request{method: "GET", path: item, token: tok})
