@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ownid-sessions/caddy-ownid-sessions/store"
+	"github.com/ownid-sessions/caddy-ownid-sessions/store/memory"
 )
 
 func init() {
@@ -215,7 +216,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 
 	if h.StoreRaw == nil {
-		h.StoreRaw = caddyconfig.JSONModuleObject(MemoryStore{}, "type", "memory", nil)
+		h.StoreRaw = caddyconfig.JSONModuleObject(memory.Store{}, "type", "memory", nil)
 	}
 	mod, err := ctx.LoadModule(h, "StoreRaw")
 	if err != nil {

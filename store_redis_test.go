@@ -4,16 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/caddytest"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/ownid-sessions/caddy-ownid-sessions/internal/redistest"
 	"github.com/ownid-sessions/caddy-ownid-sessions/store"
@@ -209,88 +204,17 @@ func TestRedisOutage(t *testing.T) {
 	}
 }
 
-// BenchmarkStores: each operation on the memory store and on Redis (a
-// throwaway local server, or REDIS_URL).
-func BenchmarkStores(b *testing.B) {
-	ctx := context.Background()
-	stores := map[string]store.Store{}
-	cctx, cancel := newTestContext(b)
-	defer cancel()
-	mem := &MemoryStore{Name: "bench-stores"}
-	mem.Provision(cctx)
-	defer mem.Cleanup()
-	stores["memory"] = mem
-	url := os.Getenv("REDIS_URL")
-	if url == "" {
-		if bin, err := exec.LookPath("redis-server"); err == nil {
-			dir := b.TempDir()
-			l, _ := net.Listen("tcp", "127.0.0.1:0")
-			port := l.Addr().(*net.TCPAddr).Port
-			l.Close()
-			cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
-			cmd.Start()
-			defer func() { cmd.Process.Kill(); cmd.Wait() }()
-			url = fmt.Sprintf("redis://127.0.0.1:%d/0", port)
-			c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port)})
-			for i := 0; i < 100 && c.Ping(ctx).Err() != nil; i++ {
-				time.Sleep(20 * time.Millisecond)
-			}
-			c.Close()
-		}
-	}
-	if url != "" {
+// BenchmarkRedisStore: each operation on Redis (a throwaway local server,
+// or REDIS_URL).
+func BenchmarkRedisStore(b *testing.B) {
+	url := redistest.SharedURL(b)
+	storetest.Benchmark(b, func(b *testing.B) store.Store {
+		ctx, _ := newTestContext(b)
 		rs := &RedisStore{URL: url, KeyPrefix: fmt.Sprintf("ownid_bench:%d:", time.Now().UnixNano())}
-		if err := rs.Provision(cctx); err != nil {
+		if err := rs.Provision(ctx); err != nil {
 			b.Fatal(err)
 		}
-		defer rs.Cleanup()
-		stores["redis"] = rs
-	}
-	payload := []byte(`{"preferences":{"theme":"dark","resolution":"wide"}}`)
-	for _, name := range []string{"memory", "redis"} {
-		st, ok := stores[name]
-		if !ok {
-			continue
-		}
-		now := time.Now()
-		o := store.Owner{App: "/bench", Subject: "bench-" + name}
-		s, err := st.Create(ctx, o, store.Session{ID: store.NewID(), Created: now, LastActive: now, Timeout: time.Hour, Payload: payload}, 1<<30, now)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Run(name+"/create", func(b *testing.B) {
-			b.ReportAllocs()
-			i := 0
-			for b.Loop() {
-				i++
-				if _, err := st.Create(ctx, store.Owner{App: "/bench", Subject: fmt.Sprint("c", i)}, store.Session{ID: store.NewID(), Created: now, LastActive: now, Timeout: time.Minute, Payload: payload}, 10, now); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-		b.Run(name+"/get", func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := st.Get(ctx, o, s.ID, now); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-		b.Run(name+"/update", func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := st.Update(ctx, o, s.ID, payload, nil, now); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-		b.Run(name+"/list", func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := st.List(ctx, o, now); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
+		b.Cleanup(func() { rs.Cleanup() })
+		return rs
+	})
 }

@@ -1,24 +1,15 @@
-package ownidsessions
+package memory
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"runtime"
-	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
-
 	"github.com/ownid-sessions/caddy-ownid-sessions/store"
-	"github.com/ownid-sessions/caddy-ownid-sessions/store/storetest"
 )
 
 var t0 = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
@@ -195,66 +186,6 @@ func TestSessionTableConcurrentIfMatch(t *testing.T) {
 	}
 }
 
-func TestMemoryStoreContract(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store {
-		ctx, _ := newTestContext(t)
-		m := &MemoryStore{Name: "contract-" + t.Name()}
-		if err := m.Provision(ctx); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { m.Cleanup() })
-		return m
-	})
-}
-
-func TestMemoryStoreSharedAcrossConfigs(t *testing.T) {
-	ctx1, cancel1 := newTestContext(t)
-	a := &MemoryStore{Name: "shared-test"}
-	if err := a.Provision(ctx1); err != nil {
-		t.Fatal(err)
-	}
-	o := store.Owner{Subject: "ivan"}
-	s, err := a.Create(context.Background(), o, newTestSession(t0, time.Hour), 10, t0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A second config takes the same table, then the first goes away.
-	ctx2, cancel2 := newTestContext(t)
-	b := &MemoryStore{Name: "shared-test"}
-	if err := b.Provision(ctx2); err != nil {
-		t.Fatal(err)
-	}
-	cancel1()
-	if err := a.Cleanup(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.Get(context.Background(), o, s.ID, t0); err != nil {
-		t.Fatalf("session lost when the old config went away: %v", err)
-	}
-	// Another name is another table.
-	c := &MemoryStore{Name: "other-test"}
-	if err := c.Provision(ctx2); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Get(context.Background(), o, s.ID, t0); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("other store sees the session: %v", err)
-	}
-	cancel2()
-	_ = b.Cleanup()
-	_ = c.Cleanup()
-	// With no config left, the table is released: a new one starts empty.
-	d := &MemoryStore{Name: "shared-test"}
-	ctx3, cancel3 := newTestContext(t)
-	defer cancel3()
-	if err := d.Provision(ctx3); err != nil {
-		t.Fatal(err)
-	}
-	defer d.Cleanup()
-	if _, err := d.Get(context.Background(), o, s.ID, t0); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("released table kept its sessions: %v", err)
-	}
-}
-
 func BenchmarkSessionTableGet(b *testing.B) {
 	tbl := newSessionTable()
 	o := store.Owner{App: "/app", Subject: "bench"}
@@ -278,43 +209,6 @@ func BenchmarkSessionTableUpdate(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-}
-
-// TestSweeperStopsWithConfig: each config's sweeper ends when its context
-// does, while the table it swept lives on for the next config.
-func TestSweeperStopsWithConfig(t *testing.T) {
-	var stores []*MemoryStore
-	var cancels []context.CancelFunc
-	for i := 0; i < 3; i++ {
-		ctx, cancel := newTestContext(t)
-		m := &MemoryStore{Name: "sweeper-test", SweepInterval: caddy.Duration(time.Millisecond)}
-		if err := m.Provision(ctx); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = m.Cleanup() })
-		stores = append(stores, m)
-		cancels = append(cancels, cancel)
-	}
-	o := store.Owner{Subject: "sweeper"}
-	s, _ := stores[2].table.create(o, newTestSession(testNow(), time.Hour), 10, tableLimits{1000, 1 << 40}, testNow())
-	for i, cancel := range cancels[:2] {
-		cancel()
-		select {
-		case <-stores[i].sweeperDone:
-		case <-time.After(5 * time.Second):
-			t.Fatalf("sweeper %d still running 5s after its config stopped", i)
-		}
-	}
-	select {
-	case <-stores[2].sweeperDone:
-		t.Fatal("the live config's sweeper stopped")
-	default:
-	}
-	if _, err := stores[2].table.get(o, s.ID, testNow()); err != nil {
-		t.Fatalf("the table lost a live session: %v", err)
-	}
-	cancels[2]()
-	<-stores[2].sweeperDone
 }
 
 // TestSweepHoldsNoGlobalLock: while a sweep is part-way through the table,
@@ -356,91 +250,6 @@ func TestSweepHoldsNoGlobalLock(t *testing.T) {
 	// sessions) removed all 2000 old sessions between them.
 	if live := tbl.live.Load(); live != 2000 {
 		t.Fatalf("%d sessions held, want the 2000 new ones", live)
-	}
-}
-
-// TestBytesPerSession measures the memory the table takes per session with a
-// 256-byte payload, and fails if it grows past 1 KiB (1 GiB for a million).
-func TestBytesPerSession(t *testing.T) {
-	const n = 100_000
-	payload := json.RawMessage(`{"p":"` + strings.Repeat("x", 248) + `"}`)
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	tbl := newSessionTable()
-	for i := 0; i < n; i++ {
-		o := store.Owner{App: "/app", Subject: "account-" + strconv.Itoa(i/10)}
-		s := store.Session{ID: store.NewID(), Created: t0, LastActive: t0, Timeout: time.Hour, Payload: append(json.RawMessage(nil), payload...)}
-		if _, err := tbl.create(o, s, 100, tableLimits{n, 1 << 40}, t0); err != nil {
-			t.Fatal(err)
-		}
-	}
-	runtime.GC()
-	runtime.ReadMemStats(&after)
-	perSession := float64(after.HeapAlloc-before.HeapAlloc) / n
-	t.Logf("%.0f bytes of heap per session (256-byte payload, 10 sessions per account, %d sessions)", perSession, n)
-	if perSession > 1024 {
-		t.Errorf("%.0f bytes per session, over the 1 KiB budget", perSession)
-	}
-	runtime.KeepAlive(tbl)
-}
-
-// BenchmarkGetLatency: GET latency in tables of a thousand and a million
-// sessions (256-byte payloads, 10 per account), idle and while a sweep walks
-// the table over and over. Reports p50 and p99 in ns. Run by make bench.
-func BenchmarkGetLatency(b *testing.B) {
-	payload := json.RawMessage(`{"p":"` + strings.Repeat("x", 248) + `"}`)
-	type ref struct {
-		o  store.Owner
-		id string
-	}
-	for _, n := range []int{1_000, 1_000_000} {
-		tbl := newSessionTable()
-		refs := make([]ref, 0, n)
-		for i := 0; i < n; i++ {
-			o := store.Owner{App: "/app", Subject: "account-" + strconv.Itoa(i/10)}
-			s, _ := tbl.create(o, store.Session{ID: store.NewID(), Created: t0, LastActive: t0, Timeout: time.Hour, Payload: payload}, 100, tableLimits{n, 1 << 40}, t0)
-			refs = append(refs, ref{o, s.ID})
-		}
-		runtime.GC()
-		measure := func(b *testing.B) {
-			lat := make([]time.Duration, 0, 1<<16)
-			i := 0
-			for b.Loop() {
-				r := refs[(i*7919)%n]
-				i++
-				// The keys arrive with the request, fresh in cache: only
-				// the table's own memory is cold.
-				o := store.Owner{App: strings.Clone(r.o.App), Subject: strings.Clone(r.o.Subject)}
-				id := strings.Clone(r.id)
-				start := time.Now()
-				if _, err := tbl.get(o, id, t0); err != nil {
-					b.Fatal(err)
-				}
-				lat = append(lat, time.Since(start))
-			}
-			slices.Sort(lat)
-			b.ReportMetric(float64(lat[len(lat)/2]), "p50-ns")
-			b.ReportMetric(float64(lat[len(lat)*99/100]), "p99-ns")
-		}
-		b.Run(fmt.Sprintf("sessions=%d/idle", n), measure)
-		b.Run(fmt.Sprintf("sessions=%d/sweeping", n), func(b *testing.B) {
-			stop, stopped := make(chan struct{}), make(chan struct{})
-			go func() {
-				defer close(stopped)
-				for {
-					select {
-					case <-stop:
-						return
-					default:
-						tbl.sweep(t0) // nothing expires: the walk alone
-					}
-				}
-			}()
-			measure(b)
-			close(stop)
-			<-stopped
-		})
 	}
 }
 
@@ -498,80 +307,4 @@ func TestSessionTableByteBudget(t *testing.T) {
 	if got, live := tbl.bytes.Load(), tbl.live.Load(); got != 0 || live != 0 {
 		t.Fatalf("after the sweep: %d bytes, %d sessions held", got, live)
 	}
-}
-
-// TestStoredBytesBoundTheHeap checks that max_bytes bounds memory rather
-// than estimates it: in the costliest layout (one session per owner, as a
-// client spraying app prefixes makes), the heap each session takes is at
-// most what it counts against the budget.
-func TestStoredBytesBoundTheHeap(t *testing.T) {
-	for _, c := range []struct{ sessions, payload int }{{50_000, 100}, {50_000, 1000}, {4_000, 40_000}} {
-		payload := json.RawMessage(`{"p":"` + strings.Repeat("x", c.payload) + `"}`)
-		var before, after runtime.MemStats
-		runtime.GC()
-		runtime.ReadMemStats(&before)
-		tbl := newSessionTable()
-		for i := 0; i < c.sessions; i++ {
-			o := store.Owner{App: "/spray" + strconv.Itoa(i), Issuer: "https://issuer.example", Subject: "sprayer"}
-			s := store.Session{ID: store.NewID(), Created: t0, LastActive: t0, Timeout: time.Hour, Payload: bytes.Clone(payload)}
-			if _, err := tbl.create(o, s, 100, tableLimits{c.sessions, 1 << 40}, t0); err != nil {
-				t.Fatal(err)
-			}
-		}
-		runtime.GC()
-		runtime.ReadMemStats(&after)
-		heap := float64(after.HeapAlloc-before.HeapAlloc) / float64(c.sessions)
-		counted := float64(tbl.bytes.Load()) / float64(c.sessions)
-		t.Logf("one session per owner, %d-byte payloads: %.0f bytes of heap per session, %.0f counted", len(payload), heap, counted)
-		if heap > counted {
-			t.Errorf("%d-byte payloads: a session takes %.0f bytes of heap but counts %.0f against max_bytes", len(payload), heap, counted)
-		}
-		runtime.KeepAlive(tbl)
-	}
-}
-
-// BenchmarkFullBudgetRSS fills a table to the default max_bytes (1 GiB)
-// with 60 KB payloads spread over as many apps as a sprayer would use, then
-// reports the heap and the process's resident memory. Run by make bench;
-// one iteration is the whole fill.
-func BenchmarkFullBudgetRSS(b *testing.B) {
-	payload := json.RawMessage(`{"p":"` + strings.Repeat("x", 60_000) + `"}`)
-	for b.Loop() {
-		var before runtime.MemStats
-		runtime.GC()
-		runtime.ReadMemStats(&before)
-		tbl := newSessionTable()
-		limits := tableLimits{live: defaultMaxLiveSessions, bytes: defaultMaxBytes}
-		n := 0
-		for ; ; n++ {
-			o := store.Owner{App: "/spray" + strconv.Itoa(n), Issuer: "https://issuer.example", Subject: "sprayer"}
-			s := store.Session{ID: store.NewID(), Created: t0, LastActive: t0, Timeout: time.Hour, Payload: bytes.Clone(payload)}
-			if _, err := tbl.create(o, s, 100, limits, t0); err != nil {
-				if !errors.Is(err, store.ErrStoreFull) {
-					b.Fatal(err)
-				}
-				break
-			}
-		}
-		runtime.GC()
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		b.ReportMetric(float64(n), "sessions")
-		b.ReportMetric(float64(tbl.bytes.Load())/(1<<20), "counted-MiB")
-		b.ReportMetric(float64(ms.HeapAlloc-before.HeapAlloc)/(1<<20), "heap-MiB")
-		b.ReportMetric(float64(residentKiB())/1024, "rss-MiB")
-		runtime.KeepAlive(tbl)
-	}
-}
-
-// residentKiB is the process's resident set size now (VmRSS), in KiB.
-func residentKiB() int {
-	data, _ := os.ReadFile("/proc/self/status")
-	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
-			return kb
-		}
-	}
-	return 0
 }
