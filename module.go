@@ -18,6 +18,9 @@ import (
 
 	"github.com/ownid-sessions/caddy-ownid-sessions/store"
 	"github.com/ownid-sessions/caddy-ownid-sessions/store/memory"
+	// Registers the redis store module, so that a Caddy built with this
+	// module has both stores.
+	_ "github.com/ownid-sessions/caddy-ownid-sessions/store/redis"
 )
 
 func init() {

@@ -2,77 +2,16 @@ package ownidsessions
 
 import (
 	"bytes"
-	"context"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/caddytest"
 
 	"github.com/ownid-sessions/caddy-ownid-sessions/internal/redistest"
-	"github.com/ownid-sessions/caddy-ownid-sessions/store"
-	"github.com/ownid-sessions/caddy-ownid-sessions/store/storetest"
 )
 
-func newTestRedisStore(t *testing.T, url string, prefix string) *RedisStore {
-	t.Helper()
-	ctx, _ := newTestContext(t)
-	s := &RedisStore{URL: url, KeyPrefix: prefix, Timeout: 0}
-	if err := s.Provision(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Cleanup() })
-	return s
-}
-
-func TestRedisStoreContract(t *testing.T) {
-	url := redistest.SharedURL(t)
-	n := 0
-	storetest.Run(t, func(t *testing.T) store.Store {
-		n++
-		return newTestRedisStore(t, url, fmt.Sprintf("ownid_test:%d:%d:", time.Now().UnixNano(), n))
-	})
-}
-
-func TestRedisStoreIndexStaysBounded(t *testing.T) {
-	url := redistest.SharedURL(t)
-	st := newTestRedisStore(t, url, fmt.Sprintf("ownid_bounded:%d:", time.Now().UnixNano()))
-	ctx := context.Background()
-	o := store.Owner{Subject: "churn"}
-	now := time.Now().UTC().Truncate(time.Millisecond)
-	// 200 short sessions over time: expired and deleted ids leave the index.
-	for i := 0; i < 200; i++ {
-		at := now.Add(time.Duration(i) * time.Minute)
-		s, err := st.Create(ctx, o, store.Session{ID: store.NewID(), Created: at, LastActive: at, Timeout: 30 * time.Second}, 5, at)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if i%2 == 0 {
-			st.Delete(ctx, o, s.ID, nil, at)
-		}
-	}
-	_, index := st.ownerKeys(o)
-	if n := st.client.ZCard(ctx, index).Val(); n > 5 {
-		t.Fatalf("the index holds %d ids after churn; it must not grow", n)
-	}
-}
-
-func TestRedisStoreGlobalCap(t *testing.T) {
-	url := redistest.SharedURL(t)
-	st := newTestRedisStore(t, url, fmt.Sprintf("ownid_cap:%d:", time.Now().UnixNano()))
-	st.MaxLiveSessions = 2
-	ctx := context.Background()
-	now := time.Now()
-	for i := 0; i < 2; i++ {
-		if _, err := st.Create(ctx, store.Owner{Subject: fmt.Sprint("cap-", i)}, store.Session{ID: store.NewID(), Created: now, LastActive: now, Timeout: time.Hour}, 5, now); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := st.Create(ctx, store.Owner{Subject: "cap-x"}, store.Session{ID: store.NewID(), Created: now, LastActive: now, Timeout: time.Hour}, 5, now); err == nil || !strings.Contains(err.Error(), "maximum") {
-		t.Fatalf("create beyond the cap: %v", err)
-	}
-}
+// The Redis store through a real Caddy; its own tests are in store/redis.
 
 func redisSites(url string) string {
 	site := func(port int) string {
@@ -202,19 +141,4 @@ func TestRedisOutage(t *testing.T) {
 	if r := at(t, tc, 9081, request{method: "PUT", path: item, token: tok, body: `{"payload":{"n":3}}`}); r.status != 200 {
 		t.Fatalf("write after recovery: %d", r.status)
 	}
-}
-
-// BenchmarkRedisStore: each operation on Redis (a throwaway local server,
-// or REDIS_URL).
-func BenchmarkRedisStore(b *testing.B) {
-	url := redistest.SharedURL(b)
-	storetest.Benchmark(b, func(b *testing.B) store.Store {
-		ctx, _ := newTestContext(b)
-		rs := &RedisStore{URL: url, KeyPrefix: fmt.Sprintf("ownid_bench:%d:", time.Now().UnixNano())}
-		if err := rs.Provision(ctx); err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { rs.Cleanup() })
-		return rs
-	})
 }
