@@ -17,7 +17,7 @@ CADDY  := $(CURDIR)/bin/caddy
 # The HMAC secret make run uses when OWNID_JWT_SECRET is not set.
 DEV_SECRET := $(CURDIR)/.ownid-dev-secret
 
-GO_SOURCES := $(wildcard *.go) go.mod go.sum $(wildcard openapi/*)
+GO_SOURCES := $(wildcard *.go */*.go */*/*.go) go.mod go.sum $(wildcard openapi/*)
 
 .PHONY: run build test bench fuzz
 
