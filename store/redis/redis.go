@@ -68,6 +68,7 @@ func (Store) CaddyModule() caddy.ModuleInfo {
 // redisClient is a pooled client.
 type redisClient struct{ goredis.UniversalClient }
 
+// Destruct closes the client once no config holds it.
 func (c redisClient) Destruct() error { return c.Close() }
 
 // Provision parses the URL and takes the shared client. It does not wait
