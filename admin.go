@@ -4,12 +4,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
 	"sort"
 	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/ownid-sessions/caddy-ownid-sessions/store"
 )
 
 func init() {
@@ -20,8 +21,24 @@ func init() {
 // admin endpoint.
 var liveHandlers sync.Map // *Handler → struct{}
 
+// counters are the running handlers' stores that count their sessions
+// (store.Counter), by name: handlers that name the same store share its
+// sessions, which are counted once.
+func counters() map[string]store.Counter {
+	out := map[string]store.Counter{}
+	liveHandlers.Range(func(key, _ any) bool {
+		if c, ok := key.(*Handler).store.(store.Counter); ok {
+			out[c.Usage().Name] = c
+		}
+		return true
+	})
+	return out
+}
+
 // adminAPI is the admin endpoint GET /ownid_sessions/: per handler its mode,
-// store and JWKS state; per memory store its live sessions by app.
+// store (as a store.Describer describes itself) and JWKS state; per store
+// that counts its sessions (a store.Counter: the memory store) its live
+// sessions by app.
 type adminAPI struct{}
 
 // CaddyModule returns the Caddy module information.
@@ -38,7 +55,9 @@ func (a adminAPI) Routes() []caddy.AdminRoute {
 }
 
 type adminStatus struct {
-	Handlers     []handlerStatus         `json:"handlers"`
+	Handlers []handlerStatus `json:"handlers"`
+	// MemoryStores are the stores that count their sessions
+	// (store.Counter), by name: the memory stores.
 	MemoryStores map[string]memoryStatus `json:"memory_stores"`
 }
 
@@ -74,12 +93,9 @@ func (adminAPI) serveStatus(w http.ResponseWriter, r *http.Request) error {
 	sort.Slice(status.Handlers, func(i, j int) bool {
 		return fmt.Sprint(status.Handlers[i]) < fmt.Sprint(status.Handlers[j])
 	})
-	memoryTables.Range(func(name, value any) bool {
-		if t, ok := value.(*sessionTable); ok {
-			status.MemoryStores[name.(string)] = memoryStatus{LiveSessions: t.live.Load(), Apps: t.countByApp()}
-		}
-		return true
-	})
+	for name, c := range counters() {
+		status.MemoryStores[name] = memoryStatus{LiveSessions: c.Usage().Sessions, Apps: c.SessionsByApp()}
+	}
 	w.Header().Set("Content-Type", "application/json")
 	return json.NewEncoder(w).Encode(status)
 }
@@ -91,15 +107,7 @@ func (h *Handler) status() handlerStatus {
 	if st.Spec == "" {
 		st.Spec = "embedded"
 	}
-	switch s := h.store.(type) {
-	case *MemoryStore:
-		st.Store = "memory:" + s.Name
-	case *RedisStore:
-		st.Store = "redis"
-		if u, err := url.Parse(caddy.NewReplacer().ReplaceKnown(s.URL, "")); err == nil {
-			st.Store = "redis:" + u.Host + " " + s.KeyPrefix
-		}
-	}
+	st.Store = describe(h.store)
 	for _, set := range h.verifier.JWKS() {
 		js := jwksStatus{URL: set.URL, Loaded: set.Loaded, Keys: set.Keys, LastError: set.LastError}
 		if !set.LastFetch.IsZero() {
@@ -110,18 +118,13 @@ func (h *Handler) status() handlerStatus {
 	return st
 }
 
-// countByApp counts the sessions of each app, one shard at a time.
-func (t *sessionTable) countByApp() map[string]int {
-	apps := map[string]int{}
-	for i := range t.shards {
-		sh := &t.shards[i]
-		sh.mu.RLock()
-		for owner, sessions := range sh.owners {
-			apps[owner.App] += len(sessions)
-		}
-		sh.mu.RUnlock()
+// describe is how the store describes itself (store.Describer), or "" when
+// it does not (or there is none: forward mode).
+func describe(s store.Store) string {
+	if d, ok := s.(store.Describer); ok {
+		return d.Describe()
 	}
-	return apps
+	return ""
 }
 
 // Interface guard

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/caddyserver/caddy/v2/caddytest"
+
+	"github.com/ownid-sessions/caddy-ownid-sessions/store"
 )
 
 // TestAdminEndpoint: GET /ownid_sessions/ on the admin API reports each
@@ -59,5 +61,44 @@ func TestAdminEndpoint(t *testing.T) {
 		if bytes.Contains(body, []byte(secret)) {
 			t.Errorf("the admin endpoint shows a secret: %s", body)
 		}
+	}
+}
+
+// describedStore is a store from elsewhere that describes itself and counts
+// its sessions; plainStore does neither. Their Store methods are never
+// called here.
+type describedStore struct {
+	store.Store
+	name string
+}
+
+func (s describedStore) Describe() string { return "described:" + s.name }
+func (s describedStore) Usage() store.Usage {
+	return store.Usage{Name: s.name, Sessions: 2, Bytes: 100}
+}
+func (s describedStore) SessionsByApp() map[string]int { return map[string]int{"/a": 2} }
+
+type plainStore struct{ store.Store }
+
+// TestStoresSeenThroughOptionalInterfaces: the admin endpoint and the
+// metrics know a store only by store.Describer and store.Counter, whatever
+// module it is.
+func TestStoresSeenThroughOptionalInterfaces(t *testing.T) {
+	name := "optional-" + t.Name()
+	one, two := &Handler{store: describedStore{name: name}}, &Handler{store: describedStore{name: name}}
+	plain := &Handler{store: plainStore{}}
+	for _, h := range []*Handler{one, two, plain} {
+		liveHandlers.Store(h, struct{}{})
+		t.Cleanup(func() { liveHandlers.Delete(h) })
+	}
+	if got := describe(one.store); got != "described:"+name {
+		t.Errorf("a Describer is shown as %q", got)
+	}
+	if got := describe(plain.store); got != "" {
+		t.Errorf("a store that describes nothing is shown as %q", got)
+	}
+	c, ok := counters()[name]
+	if !ok || c.Usage().Sessions != 2 || c.SessionsByApp()["/a"] != 2 {
+		t.Fatalf("the Counter is not counted: %v", counters())
 	}
 }

@@ -7,6 +7,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/ownid-sessions/caddy-ownid-sessions/internal/redistest"
 )
 
 // The end-to-end tests of what a client can make the module hold and whom
@@ -189,7 +191,7 @@ func TestAppBindingForward(t *testing.T) {
 func TestIssuersAreSeparateAccounts(t *testing.T) {
 	stores := map[string]string{
 		"memory": "store memory issuers-test",
-		"redis":  "store redis " + sharedRedisURL(t) + fmt.Sprintf(" {\n\t\t\tkey_prefix issuers-test:%d:\n\t\t}", testNow().UnixNano()),
+		"redis":  "store redis " + redistest.SharedURL(t) + fmt.Sprintf(" {\n\t\t\tkey_prefix issuers-test:%d:\n\t\t}", testNow().UnixNano()),
 	}
 	for name, store := range stores {
 		t.Run(name, func(t *testing.T) {

@@ -124,7 +124,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			name := d.Val()
-			modID := "http.handlers.ownid_sessions.stores." + name
+			modID := storeNamespace + "." + name
 			unm, err := caddyfile.UnmarshalModule(d, modID)
 			if err != nil {
 				return d.Errf("store: %v", err)

@@ -6,10 +6,12 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddytest"
@@ -186,5 +188,25 @@ http://localhost:9080 {
 		t.Run(name, func(t *testing.T) {
 			caddytest.AssertLoadError(t, site(tt.body), "caddyfile", tt.want)
 		})
+	}
+}
+
+// TestStoreNamespace: the store subdirective, the JSON field's namespace
+// and the store modules this package brings in all name one namespace,
+// outside http.handlers (Caddy's namespace for HTTP handlers).
+func TestStoreNamespace(t *testing.T) {
+	field, _ := reflect.TypeFor[Handler]().FieldByName("StoreRaw")
+	if tag := field.Tag.Get("caddy"); !strings.Contains(tag, "namespace="+storeNamespace+" ") {
+		t.Errorf("StoreRaw's namespace (%s) is not %s", tag, storeNamespace)
+	}
+	if strings.HasPrefix(storeNamespace, "http.handlers.") {
+		t.Errorf("%s is in Caddy's namespace of HTTP handlers", storeNamespace)
+	}
+	var names []string
+	for _, m := range caddy.GetModules(storeNamespace) {
+		names = append(names, m.ID.Name())
+	}
+	if strings.Join(names, " ") != "memory redis" {
+		t.Errorf("store modules registered: %v, want memory and redis", names)
 	}
 }

@@ -12,7 +12,13 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/ownid-sessions/caddy-ownid-sessions/internal/jwtauth"
 	"go.uber.org/zap"
+
+	"github.com/ownid-sessions/caddy-ownid-sessions/store"
 )
+
+// Owner is who a session belongs to, as the store keeps it; auth.go makes
+// one from the verified token.
+type Owner = store.Owner
 
 // ServeHTTP authenticates, enforces the contract, then answers from the
 // store (serve) or hands the request on (forward). Requests on paths the
@@ -149,8 +155,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rt route, owner 
 			}
 			timeout = time.Duration(seconds) * time.Second
 		}
-		s, err := h.store.Create(ctx, owner, Session{
-			ID:         newSessionID(),
+		s, err := h.store.Create(ctx, owner, store.Session{
+			ID:         store.NewID(),
 			Created:    now,
 			LastActive: now,
 			Timeout:    timeout,
@@ -187,14 +193,14 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rt route, owner 
 
 	case r.Method == http.MethodPut:
 		s, err := h.store.Update(ctx, owner, rt.sessionID, compact(body.doc.member("payload")),
-			parseIfMatch(r.Header.Values("If-Match")), now)
+			store.ParseIfMatch(r.Header.Values("If-Match")), now)
 		if err != nil {
 			return 0, h.storeProblem(err)
 		}
 		return writeJSON(w, http.StatusOK, s.ETag(), appendSession(nil, &s))
 
 	case r.Method == http.MethodDelete:
-		err := h.store.Delete(ctx, owner, rt.sessionID, parseIfMatch(r.Header.Values("If-Match")), now)
+		err := h.store.Delete(ctx, owner, rt.sessionID, store.ParseIfMatch(r.Header.Values("If-Match")), now)
 		if err != nil {
 			return 0, h.storeProblem(err)
 		}
@@ -236,15 +242,15 @@ func (h *Handler) appAllowed(app string, id *jwtauth.Identity) bool {
 // storeProblem maps a store error to its problem.
 func (h *Handler) storeProblem(err error) *problem {
 	switch {
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, store.ErrNotFound):
 		return newProblem(kindNotFound, "no such session for this app and account")
-	case errors.Is(err, ErrPreconditionFailed):
+	case errors.Is(err, store.ErrPreconditionFailed):
 		return newProblem(kindPreconditionFailed, "If-Match does not match the session's current ETag; nothing was changed")
-	case errors.Is(err, ErrTooManySessions):
+	case errors.Is(err, store.ErrTooManySessions):
 		return newProblem(kindTooManySessions, "the account already holds "+strconv.Itoa(h.MaxSessions)+" live sessions")
-	case errors.Is(err, ErrStoreFull):
+	case errors.Is(err, store.ErrStoreFull):
 		retry := time.Minute
-		var full StoreFullError
+		var full store.StoreFullError
 		if errors.As(err, &full) && full.RetryAfter > 0 {
 			retry = full.RetryAfter
 		}
@@ -263,7 +269,7 @@ const timeLayout = "2006-01-02T15:04:05.000Z07:00"
 // {"id","created","timeout","lastActive","payload"}. Nothing in it needs
 // escaping: ids are base64url, the times are formatted here, and the payload
 // is the compact JSON object the store keeps.
-func appendSession(b []byte, s *Session) []byte {
+func appendSession(b []byte, s *store.Session) []byte {
 	b = append(b, `{"id":"`...)
 	b = append(b, s.ID...)
 	b = append(b, `","created":"`...)

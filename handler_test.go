@@ -17,6 +17,8 @@ import (
 	"github.com/ownid-sessions/caddy-ownid-sessions/internal/jwtauth"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/ownid-sessions/caddy-ownid-sessions/store"
 )
 
 // sessionJSON is a Session as the contract shows it, for reading answers.
@@ -32,8 +34,8 @@ type sessionJSON struct {
 // the same session.
 func TestAppendSession(t *testing.T) {
 	at := time.Date(2026, 11, 25, 10, 0, 0, 123456789, time.FixedZone("X", 3600))
-	for _, s := range []Session{
-		{ID: newSessionID(), Created: at, LastActive: at.Add(time.Second), Timeout: 90 * time.Second, Payload: json.RawMessage(`{"a":["x\"y",1.5,null]}`)},
+	for _, s := range []store.Session{
+		{ID: store.NewID(), Created: at, LastActive: at.Add(time.Second), Timeout: 90 * time.Second, Payload: json.RawMessage(`{"a":["x\"y",1.5,null]}`)},
 		{ID: "a", Created: at, LastActive: at, Timeout: time.Hour},
 	} {
 		got := appendSession(nil, &s)
@@ -74,7 +76,7 @@ func TestParseRoute(t *testing.T) {
 }
 
 func TestValidSessionID(t *testing.T) {
-	for _, id := range []string{"a", "AZaz09-._~", strings.Repeat("x", 128), newSessionID()} {
+	for _, id := range []string{"a", "AZaz09-._~", strings.Repeat("x", 128), store.NewID()} {
 		if !validSessionID(id) {
 			t.Errorf("%q refused", id)
 		}
@@ -83,6 +85,18 @@ func TestValidSessionID(t *testing.T) {
 		if validSessionID(id) {
 			t.Errorf("%q accepted", id)
 		}
+	}
+}
+
+// TestNewSessionID: the ids the store makes are ids the routes take.
+func TestNewSessionID(t *testing.T) {
+	seen := map[string]bool{}
+	for i := 0; i < 1000; i++ {
+		id := store.NewID()
+		if len(id) != 22 || !validSessionID(id) || seen[id] {
+			t.Fatalf("bad or repeated id %q", id)
+		}
+		seen[id] = true
 	}
 }
 

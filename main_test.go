@@ -33,6 +33,9 @@ func advanceClock(t testing.TB, d time.Duration) {
 	t.Cleanup(func() { testClockOffset.Add(-int64(d)) })
 }
 
+// t0 is a fixed time for unit tests that hand the time in.
+var t0 = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+
 // testGlobals are the global options of every end-to-end config:
 // caddytest's admin address, loopback ports only, no trust store install.
 const testGlobals = `	admin localhost:2999

@@ -59,18 +59,16 @@ var metrics = struct {
 	},
 }
 
-// liveSessionsCollector reads the memory stores' counts when scraped.
+// liveSessionsCollector reads, when scraped, the counts of the stores that
+// count their sessions (store.Counter: the memory stores).
 type liveSessionsCollector struct{ desc *prometheus.Desc }
 
 func (c liveSessionsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 
 func (c liveSessionsCollector) Collect(ch chan<- prometheus.Metric) {
-	memoryTables.Range(func(name, value any) bool {
-		if t, ok := value.(*sessionTable); ok {
-			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(t.live.Load()), name.(string))
-		}
-		return true
-	})
+	for name, counter := range counters() {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(counter.Usage().Sessions), name)
+	}
 }
 
 // tokenMetrics counts what the token verifier reports.

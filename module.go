@@ -16,6 +16,12 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/ownid-sessions/caddy-ownid-sessions/internal/jwtauth"
 	"go.uber.org/zap"
+
+	"github.com/ownid-sessions/caddy-ownid-sessions/store"
+	"github.com/ownid-sessions/caddy-ownid-sessions/store/memory"
+	// Registers the redis store module, so that a Caddy built with this
+	// module has both stores.
+	_ "github.com/ownid-sessions/caddy-ownid-sessions/store/redis"
 )
 
 func init() {
@@ -33,6 +39,10 @@ const (
 	// does not live for ever. The contract document states the same bound.
 	maxSessionTimeout = 365 * 24 * time.Hour
 )
+
+// storeNamespace is the namespace of the store modules, as StoreRaw's tag
+// names it.
+const storeNamespace = "http.ownid_sessions.stores"
 
 // clock is where handlers read the time. Tests that run a real Caddy in the
 // test binary replace it to move time without sleeping.
@@ -90,10 +100,11 @@ type Handler struct {
 	// How bearer tokens are verified. Required.
 	JWT *jwtauth.Config `json:"jwt,omitempty"`
 
-	// The session store, a module in the http.handlers.ownid_sessions.stores
-	// namespace. Default: the in-process store ("memory"), which keeps its
-	// sessions across config reloads.
-	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=http.handlers.ownid_sessions.stores inline_key=type"`
+	// The session store, a module in the http.ownid_sessions.stores
+	// namespace whose value implements store.Store: "memory" or "redis",
+	// or one of another package's. Default: the in-process store
+	// ("memory"), which keeps its sessions across config reloads.
+	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=http.ownid_sessions.stores inline_key=type"`
 
 	// The idle timeout given to a session created without one. Default: 30m.
 	// At most one year.
@@ -131,7 +142,7 @@ type Handler struct {
 
 	verifier *jwtauth.Verifier
 	contract *contract
-	store    Store
+	store    store.Store
 	logger   *zap.Logger
 	now      func() time.Time
 }
@@ -215,17 +226,17 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 
 	if h.StoreRaw == nil {
-		h.StoreRaw = caddyconfig.JSONModuleObject(MemoryStore{}, "type", "memory", nil)
+		h.StoreRaw = caddyconfig.JSONModuleObject(memory.Store{}, "type", "memory", nil)
 	}
 	mod, err := ctx.LoadModule(h, "StoreRaw")
 	if err != nil {
 		return fmt.Errorf("store: %v", err)
 	}
-	store, ok := mod.(Store)
+	st, ok := mod.(store.Store)
 	if !ok {
 		return fmt.Errorf("store: module %T is not a session store", mod)
 	}
-	h.store = store
+	h.store = st
 	liveHandlers.Store(h, struct{}{})
 	return nil
 }

@@ -1,4 +1,4 @@
-package ownidsessions
+package redis
 
 import (
 	"context"
@@ -8,170 +8,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/ownid-sessions/caddy-ownid-sessions/store"
 )
-
-func init() {
-	caddy.RegisterModule(RedisStore{})
-}
-
-// redisClients holds one client per connection setting, shared by every
-// config that names it, so a reload reuses the connections.
-var redisClients = caddy.NewUsagePool()
-
-const (
-	defaultRedisKeyPrefix = "ownid_sessions:"
-	defaultRedisTimeout   = 2 * time.Second
-)
-
-// RedisStore keeps sessions in Redis, so several Caddy instances share them.
-// Every operation is one Lua script, atomic on the server: the per-account
-// limit, If-Match, the idle timeout (the key's TTL) and the per-account
-// index change together or not at all. It answers exactly as the memory
-// store does.
-type RedisStore struct {
-	// redis://[user:pass@]host:port/db, or rediss:// for TLS. Placeholders
-	// such as {env.REDIS_PASSWORD} are replaced when the config loads.
-	URL string `json:"url,omitempty"`
-
-	// Prefix of every key the store writes. Default: "ownid_sessions:".
-	KeyPrefix string `json:"key_prefix,omitempty"`
-
-	// The longest one store operation may take, connecting included; past
-	// it the request gets 503 and nothing was written. Default: 2s.
-	Timeout caddy.Duration `json:"timeout,omitempty"`
-
-	// If set, the most live sessions the store holds for all apps and
-	// accounts; beyond it creates get 503. It keeps one more sorted set of
-	// all sessions, so leave it unset with Redis Cluster (its keys would
-	// span slots). Default: unset (Redis's maxmemory is the bound).
-	MaxLiveSessions int `json:"max_live_sessions,omitempty"`
-
-	client  redis.UniversalClient
-	poolKey string
-}
-
-// CaddyModule returns the Caddy module information.
-func (RedisStore) CaddyModule() caddy.ModuleInfo {
-	return caddy.ModuleInfo{
-		ID:  "http.handlers.ownid_sessions.stores.redis",
-		New: func() caddy.Module { return new(RedisStore) },
-	}
-}
-
-// redisClient is a pooled client.
-type redisClient struct{ redis.UniversalClient }
-
-func (c redisClient) Destruct() error { return c.Close() }
-
-// Provision parses the URL and takes the shared client. It does not wait
-// for Redis: a Redis that is down makes requests answer 503 until it is
-// back, not Caddy fail to start.
-func (s *RedisStore) Provision(ctx caddy.Context) error {
-	if s.KeyPrefix == "" {
-		s.KeyPrefix = defaultRedisKeyPrefix
-	}
-	if s.Timeout == 0 {
-		s.Timeout = caddy.Duration(defaultRedisTimeout)
-	}
-	if s.Timeout < 0 || s.MaxLiveSessions < 0 {
-		return fmt.Errorf("store redis: timeout and max_live_sessions must be positive")
-	}
-	raw := caddy.NewReplacer().ReplaceKnown(s.URL, "")
-	if raw == "" {
-		return fmt.Errorf("store redis: a URL is required (redis://host:port/db)")
-	}
-	opts, err := redis.ParseURL(raw)
-	if err != nil {
-		// The URL may hold a password: say what is wrong, not the URL.
-		return fmt.Errorf("store redis: the URL cannot be parsed: %v", redactRedisError(err, raw))
-	}
-	timeout := time.Duration(s.Timeout)
-	opts.DialTimeout = timeout
-	opts.ReadTimeout = timeout
-	opts.WriteTimeout = timeout
-	opts.PoolTimeout = timeout
-	opts.MaxRetries = 1
-	s.poolKey = fmt.Sprintf("%s|%s", raw, timeout)
-	val, _, err := redisClients.LoadOrNew(s.poolKey, func() (caddy.Destructor, error) {
-		return redisClient{redis.NewClient(opts)}, nil
-	})
-	if err != nil {
-		return err
-	}
-	s.client = val.(redisClient).UniversalClient
-	return nil
-}
-
-func redactRedisError(err error, raw string) string {
-	msg := err.Error()
-	if u := strings.LastIndex(raw, "@"); u > 0 {
-		msg = strings.ReplaceAll(msg, raw[:u], "redis://…")
-	}
-	return msg
-}
-
-// Cleanup releases this config's hold on the client.
-func (s *RedisStore) Cleanup() error {
-	if s.poolKey == "" {
-		return nil
-	}
-	_, err := redisClients.Delete(s.poolKey)
-	return err
-}
-
-// UnmarshalCaddyfile sets up the store from Caddyfile tokens. Syntax:
-//
-//	store redis <url> {
-//		key_prefix        <prefix>
-//		timeout           <duration>
-//		max_live_sessions <n>
-//	}
-func (s *RedisStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // the store type
-	if !d.NextArg() {
-		return d.Errf("store redis: a URL is required (redis://host:port/db)")
-	}
-	s.URL = d.Val()
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	for d.NextBlock(0) {
-		sub := d.Val()
-		if !d.NextArg() {
-			return d.ArgErr()
-		}
-		switch sub {
-		case "key_prefix":
-			s.KeyPrefix = d.Val()
-		case "timeout":
-			dur, err := caddy.ParseDuration(d.Val())
-			if err != nil || dur <= 0 {
-				return d.Errf("store redis timeout: invalid duration %q", d.Val())
-			}
-			s.Timeout = caddy.Duration(dur)
-		case "max_live_sessions":
-			n, err := strconv.Atoi(d.Val())
-			if err != nil || n <= 0 {
-				return d.Errf("store redis max_live_sessions: want a positive integer, got %q", d.Val())
-			}
-			s.MaxLiveSessions = n
-		default:
-			return d.Errf("store redis: unrecognized subdirective %q", sub)
-		}
-	}
-	return nil
-}
 
 // keys of one owner: the sessions and the index share a hash tag, so a
 // script touches one slot. The owner is hashed: apps, issuers and subjects
 // are arbitrary strings.
-func (s *RedisStore) ownerKeys(owner Owner) (sessionPrefix, index string) {
+func (s *Store) ownerKeys(owner store.Owner) (sessionPrefix, index string) {
 	// Each part is length-prefixed, so no app, issuer and subject can
 	// spell another's.
 	h := sha256.New()
@@ -185,7 +32,7 @@ func (s *RedisStore) ownerKeys(owner Owner) (sessionPrefix, index string) {
 	return s.KeyPrefix + tag + ":s:", s.KeyPrefix + tag + ":i"
 }
 
-func (s *RedisStore) allKey() string { return s.KeyPrefix + "all" }
+func (s *Store) allKey() string { return s.KeyPrefix + "all" }
 
 func ms(t time.Time) int64 { return t.UnixMilli() }
 
@@ -196,7 +43,7 @@ func ms(t time.Time) int64 { return t.UnixMilli() }
 
 // createScript: KEYS session, index, all (or "" when no global cap).
 // ARGV now, id, created, timeout, payload, maxPerOwner, maxLive, allMember.
-var createScript = redis.NewScript(`
+var createScript = goredis.NewScript(`
 local now = tonumber(ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[6]) then return 'too_many' end
@@ -221,7 +68,7 @@ return 'ok'
 // writeScript: update or delete one session. KEYS session, index, all.
 // ARGV now, id, mode ("update" | "delete"), payload or "" , hasPayload,
 // ifMatchAny, allMember, then the If-Match tags (none: unconditional).
-var writeScript = redis.NewScript(`
+var writeScript = goredis.NewScript(`
 local now = tonumber(ARGV[1])
 local f = redis.call('HMGET', KEYS[1], 'last', 'timeout', 'rev')
 if not f[1] or tonumber(f[1]) + tonumber(f[2]) * 1000 <= now then return {'not_found'} end
@@ -252,7 +99,8 @@ end
 return {'ok', redis.call('HGET', KEYS[1], 'created'), tostring(rev), f[2], redis.call('HGET', KEYS[1], 'payload')}
 `)
 
-func (s *RedisStore) op(ctx context.Context) (context.Context, context.CancelFunc) {
+// op bounds one operation by the store's timeout.
+func (s *Store) op(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, time.Duration(s.Timeout))
 }
 
@@ -261,7 +109,9 @@ func unavailable(err error) error {
 	return fmt.Errorf("redis: %w", err)
 }
 
-func (s *RedisStore) Create(ctx context.Context, owner Owner, sess Session, maxPerOwner int, now time.Time) (Session, error) {
+// Create implements store.Store; past max_live_sessions it answers a
+// store.StoreFullError that says to retry after a minute.
+func (s *Store) Create(ctx context.Context, owner store.Owner, sess store.Session, maxPerOwner int, now time.Time) (store.Session, error) {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
 	prefix, index := s.ownerKeys(owner)
@@ -278,7 +128,7 @@ func (s *RedisStore) Create(ctx context.Context, owner Owner, sess Session, maxP
 		ms(now), sess.ID, ms(sess.Created), int64(sess.Timeout/time.Second), []byte(payload),
 		maxPerOwner, s.MaxLiveSessions, allMember).Text()
 	if err != nil {
-		return Session{}, unavailable(err)
+		return store.Session{}, unavailable(err)
 	}
 	switch res {
 	case "ok":
@@ -286,17 +136,17 @@ func (s *RedisStore) Create(ctx context.Context, owner Owner, sess Session, maxP
 		sess.Payload = payload
 		return sess, nil
 	case "too_many":
-		return Session{}, ErrTooManySessions
+		return store.Session{}, store.ErrTooManySessions
 	case "full":
-		return Session{}, StoreFullError{RetryAfter: time.Minute}
+		return store.Session{}, store.StoreFullError{RetryAfter: time.Minute}
 	}
-	return Session{}, fmt.Errorf("redis: create answered %q", res)
+	return store.Session{}, fmt.Errorf("redis: create answered %q", res)
 }
 
 // read turns a session hash into a Session, or reports it missing or expired.
-func readSession(id string, f []any, now time.Time) (Session, bool) {
+func readSession(id string, f []any, now time.Time) (store.Session, bool) {
 	if len(f) != 5 || f[0] == nil {
-		return Session{}, false
+		return store.Session{}, false
 	}
 	num := func(v any) int64 {
 		str, _ := v.(string)
@@ -304,7 +154,7 @@ func readSession(id string, f []any, now time.Time) (Session, bool) {
 		return n
 	}
 	payload, _ := f[3].(string)
-	sess := Session{
+	sess := store.Session{
 		ID:         id,
 		Created:    time.UnixMilli(num(f[0])).UTC(),
 		LastActive: time.UnixMilli(num(f[1])).UTC(),
@@ -312,41 +162,43 @@ func readSession(id string, f []any, now time.Time) (Session, bool) {
 		Payload:    []byte(payload),
 		Revision:   uint64(num(f[4])),
 	}
-	if sess.expired(now) {
-		return Session{}, false
+	if sess.Expired(now) {
+		return store.Session{}, false
 	}
 	return sess, true
 }
 
 var sessionFields = []string{"created", "last", "timeout", "payload", "rev"}
 
-func (s *RedisStore) Get(ctx context.Context, owner Owner, id string, now time.Time) (Session, error) {
+// Get implements store.Store.
+func (s *Store) Get(ctx context.Context, owner store.Owner, id string, now time.Time) (store.Session, error) {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
 	prefix, _ := s.ownerKeys(owner)
 	f, err := s.client.HMGet(ctx, prefix+id, sessionFields...).Result()
 	if err != nil {
-		return Session{}, unavailable(err)
+		return store.Session{}, unavailable(err)
 	}
 	sess, ok := readSession(id, f, now)
 	if !ok {
-		return Session{}, ErrNotFound
+		return store.Session{}, store.ErrNotFound
 	}
 	return sess, nil
 }
 
-func (s *RedisStore) List(ctx context.Context, owner Owner, now time.Time) ([]Session, error) {
+// List implements store.Store.
+func (s *Store) List(ctx context.Context, owner store.Owner, now time.Time) ([]store.Session, error) {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
 	prefix, index := s.ownerKeys(owner)
-	ids, err := s.client.ZRangeArgs(ctx, redis.ZRangeArgs{
+	ids, err := s.client.ZRangeArgs(ctx, goredis.ZRangeArgs{
 		Key: index, ByScore: true, Start: "(" + strconv.FormatInt(ms(now), 10), Stop: "+inf",
 	}).Result()
 	if err != nil {
 		return nil, unavailable(err)
 	}
 	pipe := s.client.Pipeline()
-	cmds := make([]*redis.SliceCmd, len(ids))
+	cmds := make([]*goredis.SliceCmd, len(ids))
 	for i, id := range ids {
 		cmds[i] = pipe.HMGet(ctx, prefix+id, sessionFields...)
 	}
@@ -355,17 +207,18 @@ func (s *RedisStore) List(ctx context.Context, owner Owner, now time.Time) ([]Se
 			return nil, unavailable(err)
 		}
 	}
-	out := make([]Session, 0, len(ids))
+	out := make([]store.Session, 0, len(ids))
 	for i, id := range ids {
 		if sess, ok := readSession(id, cmds[i].Val(), now); ok {
 			out = append(out, sess)
 		}
 	}
-	sortSessions(out)
+	store.Sort(out)
 	return out, nil
 }
 
-func (s *RedisStore) write(ctx context.Context, owner Owner, id, mode string, payload []byte, cond *ifMatch, now time.Time) ([]any, error) {
+// write runs writeScript: an update or a delete of one session.
+func (s *Store) write(ctx context.Context, owner store.Owner, id, mode string, payload []byte, cond *store.IfMatch, now time.Time) ([]any, error) {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
 	prefix, index := s.ownerKeys(owner)
@@ -379,13 +232,13 @@ func (s *RedisStore) write(ctx context.Context, owner Owner, id, mode string, pa
 	}
 	args := []any{ms(now), id, mode, []byte(payload), hasPayload, anyTag, prefix + id}
 	if cond != nil {
-		if cond.any {
+		if cond.Any {
 			args[5] = "1"
 		}
-		for _, t := range cond.tags {
+		for _, t := range cond.Tags {
 			args = append(args, t)
 		}
-		if !cond.any && len(cond.tags) == 0 {
+		if !cond.Any && len(cond.Tags) == 0 {
 			args = append(args, "") // an If-Match that names nothing matches nothing
 		}
 	}
@@ -397,34 +250,28 @@ func (s *RedisStore) write(ctx context.Context, owner Owner, id, mode string, pa
 	case "ok":
 		return res, nil
 	case "not_found":
-		return nil, ErrNotFound
+		return nil, store.ErrNotFound
 	case "precondition":
-		return nil, ErrPreconditionFailed
+		return nil, store.ErrPreconditionFailed
 	}
 	return nil, fmt.Errorf("redis: write answered %v", res[0])
 }
 
-func (s *RedisStore) Update(ctx context.Context, owner Owner, id string, payload json.RawMessage, cond *ifMatch, now time.Time) (Session, error) {
+// Update implements store.Store.
+func (s *Store) Update(ctx context.Context, owner store.Owner, id string, payload json.RawMessage, cond *store.IfMatch, now time.Time) (store.Session, error) {
 	res, err := s.write(ctx, owner, id, "update", payload, cond, now)
 	if err != nil {
-		return Session{}, err
+		return store.Session{}, err
 	}
 	sess, ok := readSession(id, []any{res[1], strconv.FormatInt(ms(now), 10), res[3], res[4], res[2]}, now)
 	if !ok {
-		return Session{}, ErrNotFound
+		return store.Session{}, store.ErrNotFound
 	}
 	return sess, nil
 }
 
-func (s *RedisStore) Delete(ctx context.Context, owner Owner, id string, cond *ifMatch, now time.Time) error {
+// Delete implements store.Store.
+func (s *Store) Delete(ctx context.Context, owner store.Owner, id string, cond *store.IfMatch, now time.Time) error {
 	_, err := s.write(ctx, owner, id, "delete", nil, cond, now)
 	return err
 }
-
-// Interface guards
-var (
-	_ Store                 = (*RedisStore)(nil)
-	_ caddy.Provisioner     = (*RedisStore)(nil)
-	_ caddy.CleanerUpper    = (*RedisStore)(nil)
-	_ caddyfile.Unmarshaler = (*RedisStore)(nil)
-)

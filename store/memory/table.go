@@ -1,0 +1,238 @@
+package memory
+
+import (
+	"encoding/json"
+	"fmt"
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ownid-sessions/caddy-ownid-sessions/store"
+)
+
+// sessionTable is the in-process session storage, split into shards by owner
+// so that writers for different accounts rarely meet and the sweeper never
+// holds more than one shard's lock.
+type sessionTable struct {
+	seed   maphash.Seed
+	live   atomic.Int64 // sessions held, expired or not, until removed
+	bytes  atomic.Int64 // storedSize of those sessions
+	shards [256]tableShard
+	// afterShard, when set (tests), runs after the sweep has released a
+	// shard's lock.
+	afterShard func(shard int)
+}
+
+type tableShard struct {
+	mu     sync.RWMutex
+	owners map[store.Owner]map[string]*store.Session
+}
+
+func newSessionTable() *sessionTable {
+	t := &sessionTable{seed: maphash.MakeSeed()}
+	for i := range t.shards {
+		t.shards[i].owners = map[store.Owner]map[string]*store.Session{}
+	}
+	return t
+}
+
+// Destruct implements caddy.Destructor; the table holds nothing but memory.
+func (t *sessionTable) Destruct() error { return nil }
+
+func (t *sessionTable) shard(owner store.Owner) *tableShard {
+	return &t.shards[maphash.Comparable(t.seed, owner)%uint64(len(t.shards))]
+}
+
+// tableLimits are the table-wide caps a create is held to.
+type tableLimits struct {
+	live  int   // sessions
+	bytes int64 // storedSize
+}
+
+// storedSize is what a session counts against max_bytes.
+func storedSize(owner store.Owner, s *store.Session) int64 {
+	return int64(sessionOverhead+len(owner.App)+len(owner.Issuer)+len(owner.Subject)+len(s.ID)) + payloadCost(len(s.Payload))
+}
+
+// payloadCost is the heap a payload of n bytes takes: Go rounds a small
+// allocation up to its size class (at most an eighth more) and a large one
+// (over 32 KiB) up to whole 8 KiB pages.
+func payloadCost(n int) int64 {
+	if n > 32<<10 {
+		return int64(n+8191) &^ 8191
+	}
+	return int64(n + n/8)
+}
+
+// forget accounts for a session that has left the table.
+func (t *sessionTable) forget(owner store.Owner, s *store.Session) {
+	t.live.Add(-1)
+	t.bytes.Add(-storedSize(owner, s))
+}
+
+func (t *sessionTable) create(owner store.Owner, s store.Session, maxPerOwner int, limits tableLimits, now time.Time) (store.Session, error) {
+	sh := t.shard(owner)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	sessions := sh.owners[owner]
+	for id, old := range sessions {
+		if old.Expired(now) {
+			delete(sessions, id)
+			t.forget(owner, old)
+		}
+	}
+	if len(sessions) >= maxPerOwner {
+		return store.Session{}, store.ErrTooManySessions
+	}
+	// The caps are checked and the counts raised under this shard's lock
+	// only: concurrent writes in other shards can pass them together by at
+	// most one session each, a bounded overshoot that keeps writes
+	// lock-free across shards.
+	size := storedSize(owner, &s)
+	if t.live.Load() >= int64(limits.live) || t.bytes.Load()+size > limits.bytes {
+		return store.Session{}, store.ErrStoreFull
+	}
+	if sessions == nil {
+		sessions = map[string]*store.Session{}
+		sh.owners[owner] = sessions
+	}
+	if _, taken := sessions[s.ID]; taken {
+		// 128 random bits never collide in practice; refuse rather than
+		// overwrite if they ever do.
+		return store.Session{}, fmt.Errorf("session id collision")
+	}
+	s.Revision = 1
+	stored := s
+	sessions[s.ID] = &stored
+	t.live.Add(1)
+	t.bytes.Add(size)
+	return s, nil
+}
+
+func (t *sessionTable) list(owner store.Owner, now time.Time) []store.Session {
+	sh := t.shard(owner)
+	sh.mu.RLock()
+	sessions := sh.owners[owner]
+	out := make([]store.Session, 0, len(sessions))
+	for _, s := range sessions {
+		if !s.Expired(now) {
+			out = append(out, *s)
+		}
+	}
+	sh.mu.RUnlock()
+	store.Sort(out)
+	return out
+}
+
+func (t *sessionTable) get(owner store.Owner, id string, now time.Time) (store.Session, error) {
+	sh := t.shard(owner)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	s, ok := sh.owners[owner][id]
+	if !ok || s.Expired(now) {
+		return store.Session{}, store.ErrNotFound
+	}
+	return *s, nil
+}
+
+// liveSession returns the owner's live session id under the shard's held
+// write lock, removing it if it has expired.
+func (t *sessionTable) liveSession(sh *tableShard, owner store.Owner, id string, now time.Time) (*store.Session, bool) {
+	sessions := sh.owners[owner]
+	s, ok := sessions[id]
+	if !ok {
+		return nil, false
+	}
+	if s.Expired(now) {
+		delete(sessions, id)
+		t.forget(owner, s)
+		return nil, false
+	}
+	return s, true
+}
+
+func (t *sessionTable) update(owner store.Owner, id string, payload json.RawMessage, cond *store.IfMatch, maxBytes int64, now time.Time) (store.Session, error) {
+	sh := t.shard(owner)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	s, ok := t.liveSession(sh, owner, id, now)
+	if !ok {
+		return store.Session{}, store.ErrNotFound
+	}
+	if !cond.Matches(s.ETag()) {
+		return store.Session{}, store.ErrPreconditionFailed
+	}
+	if payload != nil {
+		grow := payloadCost(len(payload)) - payloadCost(len(s.Payload))
+		if grow > 0 && t.bytes.Load()+grow > maxBytes {
+			return store.Session{}, store.ErrStoreFull
+		}
+		t.bytes.Add(grow)
+		s.Payload = payload
+	}
+	s.LastActive = now
+	s.Revision++
+	return *s, nil
+}
+
+func (t *sessionTable) remove(owner store.Owner, id string, cond *store.IfMatch, now time.Time) error {
+	sh := t.shard(owner)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	s, ok := t.liveSession(sh, owner, id, now)
+	if !ok {
+		return store.ErrNotFound
+	}
+	if !cond.Matches(s.ETag()) {
+		return store.ErrPreconditionFailed
+	}
+	sessions := sh.owners[owner]
+	delete(sessions, id)
+	t.forget(owner, s)
+	if len(sessions) == 0 {
+		delete(sh.owners, owner)
+	}
+	return nil
+}
+
+// sweep removes expired sessions, one shard at a time: no lock is held
+// across shards, so requests go on during a sweep of any size.
+func (t *sessionTable) sweep(now time.Time) (removed int) {
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.Lock()
+		for owner, sessions := range sh.owners {
+			for id, s := range sessions {
+				if s.Expired(now) {
+					delete(sessions, id)
+					t.bytes.Add(-storedSize(owner, s))
+					removed++
+				}
+			}
+			if len(sessions) == 0 {
+				delete(sh.owners, owner)
+			}
+		}
+		sh.mu.Unlock()
+		if t.afterShard != nil {
+			t.afterShard(i)
+		}
+	}
+	t.live.Add(int64(-removed))
+	return removed
+}
+
+// countByApp counts the sessions of each app, one shard at a time.
+func (t *sessionTable) countByApp() map[string]int {
+	apps := map[string]int{}
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.RLock()
+		for owner, sessions := range sh.owners {
+			apps[owner.App] += len(sessions)
+		}
+		sh.mu.RUnlock()
+	}
+	return apps
+}

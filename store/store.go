@@ -1,0 +1,183 @@
+// Package store is what ownid_sessions needs from a session store: the
+// Store interface, the Session it keeps, the Owner it keeps it for, the
+// If-Match precondition of writes and the errors a store answers with.
+//
+// A store is a Caddy module in the http.ownid_sessions.stores namespace
+// whose value implements Store; the handler loads it from its "store"
+// field. Two come with the module (store/memory and store/redis), and
+// store/storetest is the suite any store must pass. Optional interfaces
+// (Counter, Describer) tell the admin endpoint and the metrics more about a
+// store that implements them.
+//
+// The package imports nothing but the standard library.
+package store
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// Store keeps sessions. Every method is atomic with respect to the others,
+// and a session that has expired behaves exactly like one that never existed.
+// Sessions are returned by value; their Payload is never modified in place.
+// The time is always given (now), never read from a clock of the store's.
+type Store interface {
+	// Create stores s (whose ID, Created and LastActive are set) for owner,
+	// unless owner already holds maxPerOwner live sessions
+	// (ErrTooManySessions) or the store is full (ErrStoreFull). The
+	// session it returns has Revision 1.
+	Create(ctx context.Context, owner Owner, s Session, maxPerOwner int, now time.Time) (Session, error)
+
+	// List returns owner's live sessions, oldest first (see Sort).
+	List(ctx context.Context, owner Owner, now time.Time) ([]Session, error)
+
+	// Get returns one of owner's live sessions (ErrNotFound otherwise).
+	Get(ctx context.Context, owner Owner, id string, now time.Time) (Session, error)
+
+	// Update replaces the payload (kept when payload is nil), refreshes
+	// LastActive and gives the session a new ETag. If ifMatch is not nil,
+	// the write happens only if it matches the current ETag
+	// (ErrPreconditionFailed otherwise).
+	Update(ctx context.Context, owner Owner, id string, payload json.RawMessage, ifMatch *IfMatch, now time.Time) (Session, error)
+
+	// Delete removes one of owner's sessions, with ifMatch as for Update.
+	Delete(ctx context.Context, owner Owner, id string, ifMatch *IfMatch, now time.Time) error
+}
+
+// Errors a Store returns; the handler maps each to its problem. Any other
+// error means the store could not be reached (503, nothing written).
+var (
+	// ErrNotFound: no live session of that id for that owner.
+	ErrNotFound = errors.New("session not found")
+	// ErrPreconditionFailed: If-Match does not match the session's ETag;
+	// nothing was changed.
+	ErrPreconditionFailed = errors.New("session etag does not match")
+	// ErrTooManySessions: the owner already holds maxPerOwner live
+	// sessions; nothing was created.
+	ErrTooManySessions = errors.New("account holds too many sessions")
+	// ErrStoreFull: the store is at a global cap (sessions or bytes);
+	// nothing was written. Return a StoreFullError to say when to retry.
+	ErrStoreFull = errors.New("the store holds its maximum of live sessions")
+)
+
+// StoreFullError is ErrStoreFull with a hint of when to try again
+// (errors.Is(err, ErrStoreFull) holds for it).
+type StoreFullError struct {
+	// RetryAfter is when room may come back; 0 leaves it to the handler.
+	RetryAfter time.Duration
+}
+
+// Error says that the store is full.
+func (e StoreFullError) Error() string { return ErrStoreFull.Error() }
+
+// Is makes a StoreFullError match ErrStoreFull.
+func (e StoreFullError) Is(target error) bool { return target == ErrStoreFull }
+
+// Owner is who a session belongs to: the app (the path prefix before
+// /accounts/sessions) and the account, which is the verified token's issuer
+// and subject together, so that two issuers' "alice" are two accounts.
+// Sessions of one Owner never meet those of another, whatever the strings
+// hold.
+type Owner struct {
+	// App is the path prefix before /accounts/sessions; "" when there is
+	// none.
+	App string
+	// Issuer is the token's iss; "" for a token without one (an iss of ""
+	// names no issuer either), which is its own value: no issuer's
+	// accounts meet it.
+	Issuer string
+	// Subject is the token's sub.
+	Subject string
+}
+
+// Session is one stored session.
+type Session struct {
+	// ID is the session's id, from NewID; never reused.
+	ID string
+	// Created is when the session was created.
+	Created time.Time
+	// LastActive is when it was created or last updated.
+	LastActive time.Time
+	// Timeout is the idle timeout.
+	Timeout time.Duration
+	// Payload is a JSON object, compacted.
+	Payload json.RawMessage
+	// Revision counts the writes (1 after Create); the ETag is derived
+	// from it.
+	Revision uint64
+}
+
+// Expired says whether the session's idle timeout has run out at now: from
+// LastActive+Timeout on, exactly.
+func (s *Session) Expired(now time.Time) bool {
+	return !now.Before(s.LastActive.Add(s.Timeout))
+}
+
+// ETag is the session's strong entity tag. Revisions only grow, and ids are
+// never reused, so a tag names exactly one state of one session.
+func (s *Session) ETag() string {
+	return `"` + strconv.FormatUint(s.Revision, 10) + `"`
+}
+
+// Sort puts sessions in the order List returns them: oldest first (by
+// Created), then by ID.
+func Sort(sessions []Session) {
+	slices.SortFunc(sessions, func(a, b Session) int {
+		return cmp.Or(a.Created.Compare(b.Created), cmp.Compare(a.ID, b.ID))
+	})
+}
+
+// NewID returns a new session id: 128 bits from crypto/rand, URL-safe, 22
+// characters.
+func NewID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// Optional interfaces. The handler finds them on its store by type
+// assertion; a store that implements none still works, it is only described
+// less on the admin endpoint and in the metrics.
+
+// Counter is a store that knows what it holds without a round trip to
+// anything (the memory store). The admin endpoint lists each one's sessions
+// by app, and the caddy_ownid_sessions_live_sessions metric counts them.
+type Counter interface {
+	// Usage is what the store holds now. It must be cheap: every metrics
+	// scrape calls it.
+	Usage() Usage
+
+	// SessionsByApp counts the sessions held for each app (Owner.App),
+	// counted as Usage counts them.
+	SessionsByApp() map[string]int
+}
+
+// Usage is what a Counter holds.
+type Usage struct {
+	// Name names the sessions counted: stores that share their sessions
+	// (handlers that name the same memory store) report the same Name and
+	// are counted once. It labels the store in the metrics and on the
+	// admin endpoint.
+	Name string
+	// Sessions is how many sessions the store holds, those that expired
+	// included until the store removes them.
+	Sessions int64
+	// Bytes is what those sessions count against the store's byte budget;
+	// 0 when it keeps none.
+	Bytes int64
+}
+
+// Describer is a store that describes itself in a few words for the admin
+// endpoint (say "memory:default" or "redis:host:6379 prefix:"). The
+// description must hold no secret: no password, token or key.
+type Describer interface {
+	// Describe returns the description, without any secret.
+	Describe() string
+}

@@ -1,0 +1,258 @@
+// Package storetest is the suite every store.Store must pass: the
+// semantics the handler relies on, run through the interface. The memory
+// and the Redis store both run it, so they answer the same; a store written
+// elsewhere runs it from its own tests:
+//
+//	func TestContract(t *testing.T) {
+//		storetest.Run(t, func(t *testing.T) store.Store { return newMyStore(t) })
+//	}
+package storetest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ownid-sessions/caddy-ownid-sessions/store"
+)
+
+// Run runs the contract of a Store against fresh, empty stores from
+// newStore (one per subtest), which cleans up after itself with t.Cleanup.
+// A store that shares its data between calls (one Redis, say) must keep the
+// stores it returns apart, for instance by a key prefix per call.
+//
+// The times Run hands a store start at the real present and only move
+// forward, so a store may also expire sessions by its own clock (as Redis
+// expires keys); they are whole milliseconds in UTC.
+func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
+	ctx := context.Background()
+	// Times start at the real present and only move forward: Redis expires
+	// keys by its own clock, so a store must never be handed a past that
+	// Redis would already have dropped.
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	fresh := func(at time.Time, timeout time.Duration) store.Session {
+		return store.Session{ID: store.NewID(), Created: at, LastActive: at, Timeout: timeout, Payload: json.RawMessage(`{"a":1}`)}
+	}
+
+	t.Run("lifecycle", func(t *testing.T) {
+		st := newStore(t)
+		o := store.Owner{App: "/app", Subject: "alice"}
+		s, err := st.Create(ctx, o, fresh(now, time.Minute), 10, now)
+		if err != nil || s.ETag() != `"1"` {
+			t.Fatalf("create: %+v %v", s, err)
+		}
+		got, err := st.Get(ctx, o, s.ID, now.Add(time.Second))
+		if err != nil || string(got.Payload) != `{"a":1}` || !got.LastActive.Equal(now) || !got.Created.Equal(now) || got.Timeout != time.Minute || got.ETag() != `"1"` {
+			t.Fatalf("get: %+v %v", got, err)
+		}
+		at := now.Add(30 * time.Second)
+		up, err := st.Update(ctx, o, s.ID, nil, nil, at)
+		if err != nil || string(up.Payload) != `{"a":1}` || !up.LastActive.Equal(at) || up.ETag() != `"2"` || !up.Created.Equal(now) {
+			t.Fatalf("update keeping the payload: %+v %v", up, err)
+		}
+		up, err = st.Update(ctx, o, s.ID, json.RawMessage(`{"b":[2]}`), &store.IfMatch{Tags: []string{`"2"`}}, at)
+		if err != nil || string(up.Payload) != `{"b":[2]}` || up.ETag() != `"3"` {
+			t.Fatalf("update with If-Match: %+v %v", up, err)
+		}
+		if _, err := st.Update(ctx, o, s.ID, json.RawMessage(`{}`), &store.IfMatch{Tags: []string{`"2"`}}, at); !errors.Is(err, store.ErrPreconditionFailed) {
+			t.Fatalf("stale If-Match: %v", err)
+		}
+		if _, err := st.Update(ctx, o, s.ID, json.RawMessage(`{}`), &store.IfMatch{}, at); !errors.Is(err, store.ErrPreconditionFailed) {
+			t.Fatalf("empty If-Match: %v", err)
+		}
+		if got, _ := st.Get(ctx, o, s.ID, at); got.ETag() != `"3"` || string(got.Payload) != `{"b":[2]}` {
+			t.Fatalf("a refused write changed the session: %+v", got)
+		}
+		list, err := st.List(ctx, o, at)
+		if err != nil || len(list) != 1 || list[0].ID != s.ID || list[0].ETag() != `"3"` {
+			t.Fatalf("list: %+v %v", list, err)
+		}
+		if err := st.Delete(ctx, o, s.ID, &store.IfMatch{Tags: []string{`"1"`}}, at); !errors.Is(err, store.ErrPreconditionFailed) {
+			t.Fatalf("delete with stale If-Match: %v", err)
+		}
+		if err := st.Delete(ctx, o, s.ID, &store.IfMatch{Any: true}, at); err != nil {
+			t.Fatalf("delete: %v", err)
+		}
+		if _, err := st.Get(ctx, o, s.ID, at); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("get after delete: %v", err)
+		}
+		if err := st.Delete(ctx, o, s.ID, nil, at); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("second delete: %v", err)
+		}
+		if list, _ := st.List(ctx, o, at); len(list) != 0 {
+			t.Fatalf("list after delete: %+v", list)
+		}
+	})
+
+	t.Run("isolation", func(t *testing.T) {
+		st := newStore(t)
+		o := store.Owner{App: "/app", Issuer: "https://a.example", Subject: "alice"}
+		s, _ := st.Create(ctx, o, fresh(now, time.Minute), 10, now)
+		for _, other := range []store.Owner{
+			{App: "/app", Issuer: "https://a.example", Subject: "bob"},
+			{App: "/other", Issuer: "https://a.example", Subject: "alice"},
+			{App: "", Issuer: "https://a.example", Subject: "alice"},
+			{App: "/app", Issuer: "https://a.example", Subject: "ALICE"},
+			{App: "/app\x00alice", Issuer: "https://a.example", Subject: ""},
+			// The same subject from another issuer, or from a token
+			// without iss, is another account.
+			{App: "/app", Issuer: "https://b.example", Subject: "alice"},
+			{App: "/app", Issuer: "", Subject: "alice"},
+			{App: "/app", Issuer: "https://a.example/", Subject: "alice"},
+			{App: "/app", Issuer: "https://a.example\x00alice", Subject: ""},
+		} {
+			if _, err := st.Get(ctx, other, s.ID, now); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("%q get: %v", other, err)
+			}
+			if _, err := st.Update(ctx, other, s.ID, nil, nil, now); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("%q update: %v", other, err)
+			}
+			if err := st.Delete(ctx, other, s.ID, nil, now); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("%q delete: %v", other, err)
+			}
+			if l, _ := st.List(ctx, other, now); len(l) != 0 {
+				t.Errorf("%q list: %v", other, l)
+			}
+		}
+		if _, err := st.Get(ctx, o, s.ID, now); err != nil {
+			t.Fatalf("owner lost the session: %v", err)
+		}
+	})
+
+	t.Run("expiry", func(t *testing.T) {
+		st := newStore(t)
+		o := store.Owner{Subject: "carol"}
+		short, _ := st.Create(ctx, o, fresh(now, time.Minute), 10, now)
+		long, _ := st.Create(ctx, o, fresh(now, time.Hour), 10, now)
+		if _, err := st.Get(ctx, o, short.ID, now.Add(time.Minute-time.Millisecond)); err != nil {
+			t.Fatalf("expired early: %v", err)
+		}
+		end := now.Add(time.Minute)
+		if _, err := st.Get(ctx, o, short.ID, end); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("get at expiry: %v", err)
+		}
+		if _, err := st.Update(ctx, o, short.ID, nil, nil, end); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("update after expiry: %v", err)
+		}
+		if l, _ := st.List(ctx, o, end); len(l) != 1 || l[0].ID != long.ID {
+			t.Fatalf("list at expiry: %+v", l)
+		}
+		// A write moves lastActive, so the idle time starts again.
+		if _, err := st.Update(ctx, o, long.ID, nil, nil, now.Add(50*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Get(ctx, o, long.ID, now.Add(100*time.Minute)); err != nil {
+			t.Fatalf("refreshed session expired: %v", err)
+		}
+	})
+
+	t.Run("max per owner", func(t *testing.T) {
+		st := newStore(t)
+		o := store.Owner{App: "/a", Subject: "dave"}
+		for i := 0; i < 3; i++ {
+			if _, err := st.Create(ctx, o, fresh(now, time.Minute), 3, now); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := st.Create(ctx, o, fresh(now, time.Minute), 3, now); !errors.Is(err, store.ErrTooManySessions) {
+			t.Fatalf("fourth: %v", err)
+		}
+		if _, err := st.Create(ctx, store.Owner{App: "/a", Subject: "erin"}, fresh(now, time.Minute), 3, now); err != nil {
+			t.Fatalf("another account: %v", err)
+		}
+		later := now.Add(time.Minute)
+		if _, err := st.Create(ctx, o, fresh(later, time.Minute), 3, later); err != nil {
+			t.Fatalf("expired sessions still counted: %v", err)
+		}
+	})
+
+	t.Run("concurrent if-match", func(t *testing.T) {
+		st := newStore(t)
+		o := store.Owner{Subject: "race"}
+		s, _ := st.Create(ctx, o, store.Session{ID: store.NewID(), Created: now, LastActive: now, Timeout: time.Hour, Payload: json.RawMessage(`{"n":0}`)}, 10, now)
+		var acked atomic.Int64
+		var wg sync.WaitGroup
+		for w := 0; w < 6; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < 30; i++ {
+					cur, err := st.Get(ctx, o, s.ID, now)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					var v struct{ N int }
+					json.Unmarshal(cur.Payload, &v)
+					next := json.RawMessage(fmt.Sprintf(`{"n":%d}`, v.N+1))
+					switch _, err := st.Update(ctx, o, s.ID, next, &store.IfMatch{Tags: []string{cur.ETag()}}, now); {
+					case err == nil:
+						acked.Add(1)
+					case !errors.Is(err, store.ErrPreconditionFailed):
+						t.Error(err)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		final, _ := st.Get(ctx, o, s.ID, now)
+		var v struct{ N int64 }
+		json.Unmarshal(final.Payload, &v)
+		if v.N != acked.Load() || acked.Load() == 0 {
+			t.Fatalf("counter %d, acknowledged writes %d", v.N, acked.Load())
+		}
+	})
+}
+
+// Benchmark measures each operation (create, get, update, list) on the
+// store newStore returns, with a small payload.
+func Benchmark(b *testing.B, newStore func(b *testing.B) store.Store) {
+	ctx := context.Background()
+	st := newStore(b)
+	payload := []byte(`{"preferences":{"theme":"dark","resolution":"wide"}}`)
+	now := time.Now()
+	o := store.Owner{App: "/bench", Subject: "bench"}
+	s, err := st.Create(ctx, o, store.Session{ID: store.NewID(), Created: now, LastActive: now, Timeout: time.Hour, Payload: payload}, 1<<30, now)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("create", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			i++
+			if _, err := st.Create(ctx, store.Owner{App: "/bench", Subject: fmt.Sprint("c", i)}, store.Session{ID: store.NewID(), Created: now, LastActive: now, Timeout: time.Minute, Payload: payload}, 10, now); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("get", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := st.Get(ctx, o, s.ID, now); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("update", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := st.Update(ctx, o, s.ID, payload, nil, now); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("list", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := st.List(ctx, o, now); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
