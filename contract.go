@@ -453,15 +453,6 @@ func serverBases(servers []*v3.Server, flags string) ([]string, []*regexp.Regexp
 	return templates, bases, nil
 }
 
-// operationName labels the operation a request lands on; "undeclared" for
-// a method the document does not declare on the path.
-func (c *contract) operationName(template, method string) string {
-	if op, ok := c.paths[template].ops[method]; ok {
-		return op.name
-	}
-	return "undeclared"
-}
-
 // routes describes what the module routes, for the log at start: the base
 // paths and the path templates below them.
 func (c *contract) routes() (bases, templates []string) {
@@ -474,23 +465,3 @@ func (c *contract) routes() (bases, templates []string) {
 	return c.baseTemplates, templates
 }
 
-// checkMethod answers 405 for a method the document does not declare on the
-// path, with the Allow header listing those it does.
-func (c *contract) checkMethod(template, method string) *problem {
-	p := c.paths[template]
-	if slices.Contains(p.methods, method) {
-		return nil
-	}
-	return newProblem(kindMethodNotAllowed, method+" is not declared on this path").
-		withHeader("Allow", p.allow)
-}
-
-// bodyTypes returns the media types the operation declares for its request
-// body, whether it declares one at all, and whether it requires it.
-func (c *contract) bodyTypes(template, method string) (types []string, declared, required bool) {
-	op, ok := c.paths[template].ops[method]
-	if !ok || !op.hasBody {
-		return nil, false, false
-	}
-	return op.bodyTypes, true, op.bodyRequired
-}

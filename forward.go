@@ -22,15 +22,12 @@ const defaultResponseBuffer = 1 << 20
 
 // forward hands a request that passed the checks to the next handler, with
 // the body it read put back byte for byte, and checks the answer against the
-// contract unless validate_responses is off.
-func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt route, operation string, start time.Time, body *requestBody, next caddyhttp.Handler) error {
-	// The module's own time: before the next handler, and the check after.
-	own := time.Since(start)
-	status := "forwarded"
-	defer func() {
-		metrics.requests.WithLabelValues(operation, status, "").Inc()
-		metrics.duration.WithLabelValues(operation).Observe(own.Seconds())
-	}()
+// contract unless validate_responses is off. It returns the outcome for the
+// metrics ("forwarded", or the class of the status sent) and the module's
+// own time: before the next handler, and the check after it.
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt route, body *requestBody, next caddyhttp.Handler, start time.Time) (outcome string, own time.Duration, err error) {
+	own = time.Since(start)
+	outcome = "forwarded"
 	if body != nil {
 		r.Body = io.NopCloser(bytes.NewReader(body.raw))
 		r.ContentLength = int64(len(body.raw))
@@ -38,20 +35,20 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt route, oper
 		r.Header.Set("Content-Length", strconv.Itoa(len(body.raw)))
 	}
 	if h.ValidateResponses == ResponsesOff {
-		return next.ServeHTTP(w, r)
+		return outcome, own, next.ServeHTTP(w, r)
 	}
 	// The contract describes bodies, not their compressed bytes: ask the
 	// backend for identity encoding (an encode handler can compress after).
 	r.Header.Del("Accept-Encoding")
 	rc := &responseCheck{w: w, limit: h.ResponseBuffer, header: w.Header().Clone()}
 	if err := next.ServeHTTP(rc, r); err != nil {
-		return err
+		return outcome, own, err
 	}
 	checked := time.Now()
 	defer func() { own += time.Since(checked) }()
 	if rc.streaming {
 		metrics.responses.WithLabelValues("unchecked_too_large").Inc()
-		return nil
+		return outcome, own, nil
 	}
 	if rc.status == 0 {
 		rc.status = http.StatusOK
@@ -59,7 +56,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt route, oper
 	if enc := rc.Header().Get("Content-Encoding"); enc != "" && enc != "identity" {
 		// The contract describes the body, not its compressed bytes.
 		metrics.responses.WithLabelValues("unchecked_encoded").Inc()
-		return rc.release()
+		return outcome, own, rc.release()
 	}
 	resp := &http.Response{
 		StatusCode:    rc.status,
@@ -69,10 +66,10 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt route, oper
 		Request:       r,
 	}
 	errs := h.contract.checkResponse(r, rt, resp, rc.buf.Bytes())
-	status = statusClass(rc.status)
+	outcome = statusClass(rc.status)
 	if len(errs) == 0 {
 		metrics.responses.WithLabelValues("valid").Inc()
-		return rc.release()
+		return outcome, own, rc.release()
 	}
 	metrics.responses.WithLabelValues("violation").Inc()
 	// Locations only: a reason can quote a value of the body.
@@ -89,15 +86,14 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt route, oper
 		zap.Any("locations", locations),
 		zap.String("validate_responses", h.ValidateResponses))
 	if h.ValidateResponses != ResponsesEnforce {
-		return rc.release()
+		return outcome, own, rc.release()
 	}
 	// The refused answer's headers are dropped with it; those that earlier
 	// handlers set (HSTS, CORS, security headers) stay, in w.Header().
 	p := newProblem(kindBadUpstreamResponse, "the upstream answer does not match the contract")
 	p.errors = locations
 	p.write(w)
-	status = statusClass(p.kind.status())
-	return nil
+	return statusClass(p.kind.status()), own, nil
 }
 
 // responseCheck holds the next handler's answer, up to limit bytes, so it

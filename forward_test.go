@@ -382,7 +382,7 @@ func TestResponseCheckWriter(t *testing.T) {
 func BenchmarkValidateResponse(b *testing.B) {
 	c, _ := loadContract("")
 	req := httptest.NewRequest("GET", "/app/accounts/sessions/abc", nil)
-	rt, _ := c.route(req.URL.Path)
+	rt, _ := c.classify(req.URL.Path, req.Method)
 	for name, body := range map[string]string{
 		"valid":   validSession,
 		"invalid": `{"id":"abc","created":12,"timeout":"x","payload":"x"}`,

@@ -20,118 +20,94 @@ import (
 // one from the verified token.
 type Owner = store.Owner
 
-// ServeHTTP authenticates, enforces the contract, then answers from the
-// store (serve) or hands the request on (forward). Requests on paths the
-// contract does not describe go to next untouched.
+// ServeHTTP reads as the request's path through the module: route the
+// canonical path, verify the token, work out the owner and the app, check
+// the request against the document, then serve it from the store or
+// forward it. Every rejection leaves through one exit, which writes the
+// problem and records the metrics.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	start := time.Now()
-	operation, status := "undeclared", 0
+	rt, class := h.contract.classify(r.URL.EscapedPath(), r.Method)
 	var p *problem
-	rt, class := h.contract.classify(r.URL.EscapedPath())
+	status := 0
 	switch class {
-	case pathContract:
-		// Hand on exactly the path that was routed and checked.
-		r.URL.Path, r.URL.RawPath = r.URL.EscapedPath(), ""
-		operation = h.contract.operationName(rt.template, r.Method)
-		owner, body, checkProblem := h.check(r, rt)
-		if checkProblem == nil && h.Mode == ModeForward {
-			return h.forward(w, r, rt, operation, start, body, next)
-		}
-		if p = checkProblem; p == nil {
-			status, p = h.serve(w, r, rt, owner, body)
-		}
-	case pathNearMiss:
-		p = newProblem(kindInvalidRequest, "the path is not in its canonical form, but read leniently it is a path of the contract: spell it with unreserved characters only, without dot segments, empty segments, ';' parameters or escapes, in the contract's letter case")
-		p.errors = []fieldError{{Location: "path", Message: "not a canonical path of the contract"}}
-	default:
+	case pathUndescribed:
 		if h.Undescribed == UndescribedPass {
 			return next.ServeHTTP(w, r)
 		}
 		p = newProblem(kindUndescribedPath, "the document describes no such path")
+	case pathNearMiss:
+		p = newProblem(kindInvalidRequest, "the path is not in its canonical form, but read leniently it is a path of the contract: spell it with unreserved characters only, without dot segments, empty segments, ';' parameters or escapes, in the contract's letter case")
+		p.errors = []fieldError{{Location: "path", Message: "not a canonical path of the contract"}}
+	case pathContract:
+		// Hand on exactly the path that was routed and checked.
+		r.URL.Path, r.URL.RawPath = r.URL.EscapedPath(), ""
+		var owner Owner
+		var body *requestBody
+		if owner, p = h.authorize(r, rt); p == nil {
+			body, p = h.contract.checkRequest(r, rt, requestLimits{maxBody: h.MaxBody, strict: h.Strict})
+		}
+		if p == nil && h.Mode == ModeForward {
+			outcome, own, err := h.forward(w, r, rt, body, next, start)
+			h.record(rt.operation(), outcome, "", own)
+			return err
+		}
+		if p == nil {
+			status, p = h.serve(w, r, rt, owner, body)
+		}
 	}
-	problemSlug := ""
+	slug := ""
 	if p != nil {
-		status, problemSlug = p.kind.status(), problemKinds[p.kind].slug
+		status, slug = p.kind.status(), problemKinds[p.kind].slug
 		if p.reason != "" {
 			metrics.tokenFailures.WithLabelValues(p.reason).Inc()
 		}
 		h.logger.Debug("request rejected",
-			zap.String("problem", problemSlug),
+			zap.String("problem", slug),
 			zap.Int("status", status),
 			zap.String("detail", p.detail),
-			zap.String("operation", operation),
+			zap.String("operation", rt.operation()),
 			zap.String("app", rt.app))
 		p.write(w)
 	}
-	metrics.requests.WithLabelValues(operation, statusClass(status), problemSlug).Inc()
-	metrics.duration.WithLabelValues(operation).Observe(time.Since(start).Seconds())
+	h.record(rt.operation(), statusClass(status), slug, time.Since(start))
 	return nil
 }
 
-// check runs the checks in the contract's order: the token (and claim
-// rules), the app the token may use, then the request against the document.
-// It returns who is asking (in serve mode) and the body it read, if the
-// operation declares one.
-func (h *Handler) check(r *http.Request, rt route) (Owner, *requestBody, *problem) {
+// record counts a request the module answered or forwarded, and the time
+// the module spent on it.
+func (h *Handler) record(operation, outcome, problemSlug string, spent time.Duration) {
+	metrics.requests.WithLabelValues(operation, outcome, problemSlug).Inc()
+	metrics.duration.WithLabelValues(operation).Observe(spent.Seconds())
+}
+
+// authorize verifies the token (and its claim rules), works out the owner
+// in serve mode and checks that the token may use the app; it makes the
+// claims available as placeholders to later handlers.
+func (h *Handler) authorize(r *http.Request, rt route) (Owner, *problem) {
 	var owner Owner
 	if p := checkApp(rt.app); p != nil {
-		return owner, nil, p
+		return owner, p
 	}
 	id, refused := h.verifier.Verify(r)
 	if refused != nil {
-		return owner, nil, tokenProblem(refused)
+		return owner, tokenProblem(refused)
 	}
 	if h.Mode == ModeServe {
 		var p *problem
 		if owner, p = ownerOf(id, rt.app); p != nil {
-			return owner, nil, p
+			return owner, p
 		}
 	}
 	if !h.appAllowed(rt.app, id) {
 		// As for a session that does not exist: no oracle of which apps
 		// there are, and nothing stored or forwarded.
-		return owner, nil, newProblem(kindNotFound, "no such session for this app and account")
+		return owner, newProblem(kindNotFound, "no such session for this app and account")
 	}
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		repl.Map(id.Placeholder)
 	}
-	if p := h.contract.checkMethod(rt.template, r.Method); p != nil {
-		return owner, nil, p
-	}
-	if rt.template == itemPath && h.contract.sessions && !validSessionID(rt.sessionID) {
-		p := newProblem(kindInvalidSessionID, "a session id is 1 to 128 characters from A-Z a-z 0-9 . _ ~ -")
-		p.errors = []fieldError{{Location: "sessionId", Message: "not a valid session id"}}
-		return owner, nil, p
-	}
-	if p := checkEnvelope(r); p != nil {
-		return owner, nil, p
-	}
-	var body *requestBody
-	types, declared, required := h.contract.bodyTypes(rt.template, r.Method)
-	hasBody := r.ContentLength != 0 || len(r.TransferEncoding) > 0
-	if !declared && hasBody {
-		// A backend could read a body the document does not describe.
-		return owner, nil, newProblem(kindInvalidRequest, r.Method+" takes no body on this path")
-	}
-	if declared && (required || hasBody || r.Header.Get("Content-Type") != "") {
-		isJSON, p := checkMediaType(r, types)
-		if p != nil {
-			return owner, nil, p
-		}
-		body = &requestBody{}
-		if body.raw, p = readBody(r, h.MaxBody); p != nil {
-			return owner, nil, p
-		}
-		if isJSON {
-			if body.doc, p = parseJSON(body.raw); p != nil {
-				return owner, nil, p
-			}
-		}
-	}
-	if p := h.contract.validateRequest(r, rt, body, h.Strict); p != nil {
-		return owner, nil, p
-	}
-	return owner, body, nil
+	return owner, nil
 }
 
 // serve answers the operation from the store. It writes the success
@@ -211,7 +187,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rt route, owner 
 	// checkMethod let through a method the contract declares but this
 	// module does not implement: only possible with an edited contract.
 	return 0, newProblem(kindMethodNotAllowed, r.Method+" is not served on this path").
-		withHeader("Allow", h.contract.paths[rt.template].allow)
+		withHeader("Allow", rt.info.allow)
 }
 
 // appAllowed says whether the token may use app, compared without its

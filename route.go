@@ -26,12 +26,23 @@ const maxSessionIDLength = 128
 // keeps.
 const maxAppLength = 256
 
-// route is where a request lands in the contract.
+// route is where a request lands in the contract: the path and, resolved
+// once, the operation of the request's method.
 type route struct {
 	app       string // the path prefix before the document's paths ("" or "/…")
 	template  string // the document's path template, e.g. itemPath
 	path      string // the request path below the app prefix
 	sessionID string // for itemPath of the session contract
+	info      *pathInfo
+	op        *operation // nil for a method the path does not declare
+}
+
+// operation names the operation a route lands on, for metrics and logs.
+func (rt *route) operation() string {
+	if rt.op == nil {
+		return "undeclared"
+	}
+	return rt.op.name
 }
 
 // pathClass is what a request path is to the document.
@@ -47,10 +58,13 @@ const (
 	pathNearMiss
 )
 
-// classify reads a request path, given as sent (escaped), and routes it.
-func (c *contract) classify(escaped string) (route, pathClass) {
+// classify reads a request path, given as sent (escaped), and routes it
+// with its method.
+func (c *contract) classify(escaped, method string) (route, pathClass) {
 	if canonicalPath(escaped) {
 		if rt, ok := c.route(escaped); ok {
+			rt.info = c.paths[rt.template]
+			rt.op = rt.info.ops[method]
 			return rt, pathContract
 		}
 		if _, ok := c.routeFolded(strings.ToLower(escaped)); ok {

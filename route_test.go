@@ -79,19 +79,19 @@ func TestClassify(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range []string{"/accounts/sessions", "/app/accounts/sessions", "/a/b/accounts/sessions/s1", "/my-app/accounts/sessions/AbC.~_-"} {
-		if _, class := c.classify(p); class != pathContract {
+		if _, class := c.classify(p, "GET"); class != pathContract {
 			t.Errorf("%s: class %d, want a contract path", p, class)
 		}
 	}
 	for _, p := range nearMissTargets {
 		escaped := (&url.URL{Path: mustUnescapePath(t, p), RawPath: p}).EscapedPath()
-		if _, class := c.classify(escaped); class != pathNearMiss {
+		if _, class := c.classify(escaped, "GET"); class != pathNearMiss {
 			t.Errorf("%s (escaped %s): class %d, want a near miss", p, escaped, class)
 		}
 	}
 	for _, p := range undescribedTargets {
 		escaped := (&url.URL{Path: mustUnescapePath(t, p), RawPath: p}).EscapedPath()
-		if _, class := c.classify(escaped); class != pathUndescribed {
+		if _, class := c.classify(escaped, "GET"); class != pathUndescribed {
 			t.Errorf("%s: class %d, want undescribed", p, class)
 		}
 	}

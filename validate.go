@@ -52,6 +52,58 @@ func declaredMediaType(contentType string, declared []string) (string, bool) {
 	return mt, false
 }
 
+// requestLimits are the handler's settings that the request check needs.
+type requestLimits struct {
+	maxBody int64
+	strict  bool
+}
+
+// checkRequest checks a request on a route of the document, in the
+// contract's order: the method (405), the session id, what could make a
+// backend read the request otherwise (400), the media type (415), the size
+// (413), the JSON (400), then parameters and body against the document
+// (400). It returns the body it read, if the operation declares one.
+func (c *contract) checkRequest(r *http.Request, rt route, limits requestLimits) (*requestBody, *problem) {
+	if rt.op == nil {
+		return nil, newProblem(kindMethodNotAllowed, r.Method+" is not declared on this path").
+			withHeader("Allow", rt.info.allow)
+	}
+	if rt.template == itemPath && c.sessions && !validSessionID(rt.sessionID) {
+		p := newProblem(kindInvalidSessionID, "a session id is 1 to 128 characters from A-Z a-z 0-9 . _ ~ -")
+		p.errors = []fieldError{{Location: "sessionId", Message: "not a valid session id"}}
+		return nil, p
+	}
+	if p := checkEnvelope(r); p != nil {
+		return nil, p
+	}
+	op := rt.op
+	hasBody := r.ContentLength != 0 || len(r.TransferEncoding) > 0
+	if !op.hasBody && hasBody {
+		// A backend could read a body the document does not describe.
+		return nil, newProblem(kindInvalidRequest, r.Method+" takes no body on this path")
+	}
+	var body *requestBody
+	if op.hasBody && (op.bodyRequired || hasBody || r.Header.Get("Content-Type") != "") {
+		isJSON, p := checkMediaType(r, op.bodyTypes)
+		if p != nil {
+			return nil, p
+		}
+		body = &requestBody{}
+		if body.raw, p = readBody(r, limits.maxBody); p != nil {
+			return nil, p
+		}
+		if isJSON {
+			if body.doc, p = parseJSON(body.raw); p != nil {
+				return nil, p
+			}
+		}
+	}
+	if p := c.validateRequest(r, rt, body, limits.strict); p != nil {
+		return nil, p
+	}
+	return body, nil
+}
+
 // rewritingHeaders are headers with which some frameworks and proxies
 // replace a request's method or URL after it was checked here.
 var rewritingHeaders = []string{
@@ -99,8 +151,7 @@ func envelopeProblem(location, detail string) *problem {
 // the library's parameter validators (unless none can fail) and a JSON body
 // to its compiled schema.
 func (c *contract) validateRequest(r *http.Request, rt route, body *requestBody, strictMode bool) *problem {
-	info := c.paths[rt.template]
-	op := info.ops[r.Method]
+	info, op := rt.info, rt.op
 	var fields []fieldError
 	if body != nil && body.doc != nil {
 		fields = append(fields, op.caseVariants(body.doc)...)
@@ -281,9 +332,9 @@ func validateValue(schema *jsonschema.Schema, v any) []fieldError {
 // JSON body must match the schema compiled for it. Other media types go to
 // the library's response body validator.
 func (c *contract) checkResponse(r *http.Request, rt route, resp *http.Response, body []byte) []fieldError {
-	info := c.paths[rt.template]
+	info := rt.info
 	code := strconv.Itoa(resp.StatusCode)
-	responses := info.ops[r.Method].responses
+	responses := rt.op.responses
 	d, ok := responses[code]
 	if !ok {
 		d, ok = responses[code[:1]+"XX"]

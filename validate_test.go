@@ -19,8 +19,8 @@ func TestEmbeddedContract(t *testing.T) {
 		}
 	}
 	declares := func(template, method string) bool {
-		types, ok, _ := c.bodyTypes(template, method)
-		return ok && len(types) == 1 && types[0] == "application/json"
+		op, ok := c.paths[template].ops[method]
+		return ok && op.hasBody && len(op.bodyTypes) == 1 && op.bodyTypes[0] == "application/json"
 	}
 	if a := c.paths[collectionPath]; a.allow != "GET, POST" || !declares(collectionPath, "POST") || declares(collectionPath, "GET") {
 		t.Errorf("collection: %+v", a)
@@ -83,7 +83,7 @@ func TestValidateRequest(t *testing.T) {
 			}
 			body = &requestBody{raw: []byte(tt.body), doc: doc}
 		}
-		rt, _ := c.route("/my-app" + tt.path)
+		rt, _ := c.classify("/my-app"+tt.path, tt.method)
 		p := c.validateRequest(r, rt, body, false)
 		if tt.locations == nil {
 			if p != nil {
@@ -156,13 +156,14 @@ func BenchmarkValidateRequestPut(b *testing.B) {
 	r := httptest.NewRequest("PUT", "/app/accounts/sessions/abc", nil)
 	r.Header.Set("Content-Type", "application/json")
 	raw := []byte(`{"payload":{"preferences":{"theme":"dark","resolution":"wide"}}}`)
+	rt, _ := c.classify("/app/accounts/sessions/abc", "PUT")
 	b.ReportAllocs()
 	for b.Loop() {
 		doc, p := parseJSON(raw)
 		if p != nil {
 			b.Fatal(p)
 		}
-		if p := c.validateRequest(r, route{template: itemPath, path: "/accounts/sessions/abc", sessionID: "abc"}, &requestBody{raw, doc}, false); p != nil {
+		if p := c.validateRequest(r, rt, &requestBody{raw, doc}, false); p != nil {
 			b.Fatal(p)
 		}
 	}
