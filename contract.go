@@ -248,14 +248,6 @@ func newPathInfo(template string, item *v3.PathItem, opts *config.ValidationOpti
 	return info, nil
 }
 
-// strictIgnoredHeaders are request headers that strict mode accepts beside
-// the validator's own list of standard ones (Content-Type, Authorization,
-// Accept, If-Match, X-Forwarded-For, …): what proxies and browsers add.
-var strictIgnoredHeaders = []string{
-	"x-forwarded-host", "x-forwarded-port", "forwarded", "via",
-	"traceparent", "tracestate", "te", "accept-charset",
-}
-
 // declaredProperties lists the top-level properties a schema declares,
 // through allOf, anyOf and oneOf.
 func declaredProperties(s *highbase.Schema, depth int) []string {
@@ -375,93 +367,3 @@ func compileParams(params []*v3.Parameter, variables []string, opts *config.Vali
 	}
 	return checks, needLibrary, nil
 }
-
-// templatePattern turns an OpenAPI path or server template into a regular
-// expression: each {name} matches one non-empty path segment, in a capture
-// group; variables names them in order.
-func templatePattern(template string) (pattern string, literals int, variables []string, err error) {
-	var b strings.Builder
-	for i, seg := range strings.Split(template, "/") {
-		if i > 0 {
-			b.WriteByte('/')
-		}
-		if seg == "" {
-			continue
-		}
-		open := strings.IndexByte(seg, '{')
-		if open < 0 {
-			b.WriteString(regexp.QuoteMeta(seg))
-			literals++
-			continue
-		}
-		// A segment may mix text and variables: "v{version}", "{a}.{b}".
-		for seg != "" {
-			open := strings.IndexByte(seg, '{')
-			if open < 0 {
-				b.WriteString(regexp.QuoteMeta(seg))
-				break
-			}
-			end := strings.IndexByte(seg[open:], '}')
-			if end < 0 {
-				return "", 0, nil, fmt.Errorf("unclosed '{'")
-			}
-			b.WriteString(regexp.QuoteMeta(seg[:open]))
-			b.WriteString(`([^/]+)`)
-			variables = append(variables, seg[open+1:open+end])
-			seg = seg[open+end+1:]
-		}
-	}
-	return b.String(), literals, variables, nil
-}
-
-// serverBases compiles the base path of each server URL
-// ("https://server.ownid.com/{appId}" → "/{appId}"), longest first.
-func serverBases(servers []*v3.Server, flags string) ([]string, []*regexp.Regexp, error) {
-	seen := map[string]bool{}
-	var templates []string
-	for _, s := range servers {
-		if s == nil {
-			continue
-		}
-		base := s.URL
-		if i := strings.Index(base, "://"); i >= 0 {
-			base = base[i+3:]
-			if j := strings.IndexByte(base, '/'); j >= 0 {
-				base = base[j:]
-			} else {
-				base = ""
-			}
-		}
-		base = strings.TrimRight(base, "/")
-		if !seen[base] {
-			seen[base] = true
-			templates = append(templates, base)
-		}
-	}
-	if len(templates) == 0 {
-		templates = append(templates, "") // no servers: the default server "/"
-	}
-	slices.SortStableFunc(templates, func(a, b string) int { return len(b) - len(a) })
-	bases := make([]*regexp.Regexp, 0, len(templates))
-	for _, t := range templates {
-		pattern, _, _, err := templatePattern(t)
-		if err != nil {
-			return nil, nil, fmt.Errorf("server %s: %v", t, err)
-		}
-		bases = append(bases, regexp.MustCompile(flags+"^"+pattern))
-	}
-	return templates, bases, nil
-}
-
-// routes describes what the module routes, for the log at start: the base
-// paths and the path templates below them.
-func (c *contract) routes() (bases, templates []string) {
-	for _, p := range c.byPattern {
-		templates = append(templates, p.template)
-	}
-	if c.sessions {
-		return []string{"{any app prefix}"}, templates
-	}
-	return c.baseTemplates, templates
-}
-

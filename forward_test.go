@@ -376,27 +376,3 @@ func TestResponseCheckWriter(t *testing.T) {
 		t.Fatalf("release: %v %d %q", err, w.Code, w.Body)
 	}
 }
-
-// BenchmarkValidateResponse: checking one backend answer to GET
-// /accounts/sessions/{id}, valid and invalid, as forward mode does.
-func BenchmarkValidateResponse(b *testing.B) {
-	c, _ := loadContract("")
-	req := httptest.NewRequest("GET", "/app/accounts/sessions/abc", nil)
-	rt, _ := c.classify(req.URL.Path, req.Method)
-	for name, body := range map[string]string{
-		"valid":   validSession,
-		"invalid": `{"id":"abc","created":12,"timeout":"x","payload":"x"}`,
-	} {
-		b.Run(name, func(b *testing.B) {
-			data := []byte(body)
-			resp := &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": []string{"application/json"}}}
-			b.ReportAllocs()
-			for b.Loop() {
-				errs := c.checkResponse(req, rt, resp, data)
-				if (len(errs) == 0) != (name == "valid") {
-					b.Fatalf("%s answer: %v", name, errs)
-				}
-			}
-		})
-	}
-}
