@@ -68,114 +68,110 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
+	// Values are checked where the JSON config is checked too, when the
+	// handler is provisioned; here only their syntax.
 	for d.NextBlock(0) {
 		sub := d.Val()
+		var err error
 		switch sub {
 		case "mode":
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			h.Mode = d.Val()
-			if h.Mode != ModeServe && h.Mode != ModeForward {
-				return d.Errf("mode: unknown mode %q (want serve or forward)", h.Mode)
-			}
+			h.Mode, err = oneArg(d)
 		case "spec":
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			h.Spec = d.Val()
+			h.Spec, err = oneArg(d)
 		case "validate_responses":
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			h.ValidateResponses = d.Val()
-			switch h.ValidateResponses {
-			case ResponsesOff, ResponsesReport, ResponsesEnforce:
-			default:
-				return d.Errf("validate_responses: unknown value %q (want off, report or enforce)", h.ValidateResponses)
-			}
+			h.ValidateResponses, err = oneArg(d)
+		case "undescribed":
+			h.Undescribed, err = oneArg(d)
+		case "app_claim":
+			h.AppClaim, err = oneArg(d)
 		case "response_buffer":
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			size, err := humanize.ParseBytes(d.Val())
-			if err != nil || size == 0 || size > 1<<30 {
-				return d.Errf("response_buffer: invalid size %q", d.Val())
-			}
-			h.ResponseBuffer = int64(size)
+			h.ResponseBuffer, err = sizeArg(d, sub, 1<<30)
 		case "max_body":
-			if !d.NextArg() {
-				return d.ArgErr()
+			h.MaxBody, err = sizeArg(d, sub, 1<<40)
+		case "session_timeout":
+			h.SessionTimeout, err = durationArg(d, sub)
+		case "max_sessions":
+			h.MaxSessions, err = countArg(d, sub)
+		case "strict":
+			h.Strict = true
+		case "apps":
+			h.Apps = append(h.Apps, d.RemainingArgs()...)
+			if len(h.Apps) == 0 {
+				err = d.Errf("apps: name at least one app")
 			}
-			size, err := humanize.ParseBytes(d.Val())
-			if err != nil || size == 0 || size > 1<<40 {
-				return d.Errf("max_body: invalid size %q", d.Val())
-			}
-			h.MaxBody = int64(size)
 		case "jwt":
 			if h.JWT == nil {
 				h.JWT = new(jwtauth.Config)
 			}
-			if err := unmarshalJWT(h.JWT, d); err != nil {
-				return err
-			}
+			err = unmarshalJWT(h.JWT, d)
 		case "store":
-			if !d.NextArg() {
-				return d.ArgErr()
+			var name string
+			if name, err = oneArg(d); err != nil {
+				break
 			}
-			name := d.Val()
-			modID := storeNamespace + "." + name
-			unm, err := caddyfile.UnmarshalModule(d, modID)
-			if err != nil {
-				return d.Errf("store: %v", err)
+			unm, uerr := caddyfile.UnmarshalModule(d, storeNamespace+"."+name)
+			if uerr != nil {
+				return d.Errf("store: %v", uerr)
 			}
 			h.StoreRaw = caddyconfig.JSONModuleObject(unm, "type", name, nil)
-		case "session_timeout":
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			dur, err := caddy.ParseDuration(d.Val())
-			if err != nil || dur <= 0 {
-				return d.Errf("session_timeout: invalid duration %q", d.Val())
-			}
-			h.SessionTimeout = caddy.Duration(dur)
-		case "max_sessions":
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			n, err := strconv.Atoi(d.Val())
-			if err != nil || n <= 0 {
-				return d.Errf("max_sessions: want a positive integer, got %q", d.Val())
-			}
-			h.MaxSessions = n
-		case "strict":
-			h.Strict = true
-		case "undescribed":
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			h.Undescribed = d.Val()
-			if h.Undescribed != UndescribedPass && h.Undescribed != UndescribedRefuse {
-				return d.Errf("undescribed: unknown value %q (want pass or refuse)", h.Undescribed)
-			}
-		case "app_claim":
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			h.AppClaim = d.Val()
-		case "apps":
-			h.Apps = append(h.Apps, d.RemainingArgs()...)
-			if len(h.Apps) == 0 {
-				return d.Errf("apps: name at least one app")
-			}
 		default:
 			return d.Errf("unrecognized subdirective %q", sub)
+		}
+		if err != nil {
+			return err
 		}
 		if d.NextArg() {
 			return d.Errf("%s: unexpected argument %q", sub, d.Val())
 		}
 	}
 	return nil
+}
+
+// oneArg reads the one argument of a subdirective.
+func oneArg(d *caddyfile.Dispenser) (string, error) {
+	if !d.NextArg() {
+		return "", d.ArgErr()
+	}
+	return d.Val(), nil
+}
+
+// sizeArg reads one size (64KiB, 1MB, …) from 1 byte to limit.
+func sizeArg(d *caddyfile.Dispenser, sub string, limit uint64) (int64, error) {
+	v, err := oneArg(d)
+	if err != nil {
+		return 0, err
+	}
+	size, err := humanize.ParseBytes(v)
+	if err != nil || size == 0 || size > limit {
+		return 0, d.Errf("%s: invalid size %q", sub, v)
+	}
+	return int64(size), nil
+}
+
+// durationArg reads one positive duration.
+func durationArg(d *caddyfile.Dispenser, sub string) (caddy.Duration, error) {
+	v, err := oneArg(d)
+	if err != nil {
+		return 0, err
+	}
+	dur, err := caddy.ParseDuration(v)
+	if err != nil || dur <= 0 {
+		return 0, d.Errf("%s: invalid duration %q", sub, v)
+	}
+	return caddy.Duration(dur), nil
+}
+
+// countArg reads one positive whole number.
+func countArg(d *caddyfile.Dispenser, sub string) (int, error) {
+	v, err := oneArg(d)
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		return 0, d.Errf("%s: want a positive integer, got %q", sub, v)
+	}
+	return n, nil
 }
 
 // unmarshalJWT reads the jwt block.

@@ -83,8 +83,6 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 	}{
 		"argument on directive":  {`ownid_sessions foo`, "wrong argument count"},
 		"unknown subdirective":   {"ownid_sessions {\n frobnicate on\n}", `unrecognized subdirective "frobnicate"`},
-		"unknown mode":           {"ownid_sessions {\n mode proxy\n}", `mode: unknown mode "proxy"`},
-		"unknown validation":     {"ownid_sessions {\n validate_responses strict\n}", `validate_responses: unknown value "strict"`},
 		"bad response_buffer":    {"ownid_sessions {\n response_buffer big\n}", `response_buffer: invalid size "big"`},
 		"spec without file":      {"ownid_sessions {\n spec\n}", "wrong argument count"},
 		"mode without value":     {"ownid_sessions {\n mode\n}", "wrong argument count"},
@@ -96,7 +94,6 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		"unknown store":          {"ownid_sessions {\n store floppy\n}", `store:`},
 		"store memory extra":     {"ownid_sessions {\n store memory a b\n}", "wrong argument count"},
 		"store memory sub":       {"ownid_sessions {\n store memory {\n  size 1\n }\n}", `store memory: unrecognized subdirective "size"`},
-		"undescribed value":      {"ownid_sessions {\n undescribed maybe\n}", `undescribed: unknown value "maybe"`},
 		"strict argument":        {"ownid_sessions {\n strict yes\n}", `strict: unexpected argument "yes"`},
 		"apps without app":       {"ownid_sessions {\n apps\n}", "apps: name at least one app"},
 		"app_claim without":      {"ownid_sessions {\n app_claim\n}", "wrong argument count"},
@@ -181,6 +178,9 @@ http://localhost:9080 {
 		"missing spec":       {"spec /nonexistent/spec.yaml\njwt {\n alg HS256\n secret {env.OWNID_TEST_SECRET}\n}", "spec: open /nonexistent/spec.yaml"},
 		"serve other api":    {"spec testdata/specs/pets.yaml\njwt {\n alg HS256\n secret {env.OWNID_TEST_SECRET}\n}", "which serve mode answers"},
 		"broken spec":        {"mode forward\nspec testdata/specs/broken.yaml\njwt {\n alg HS256\n secret {env.OWNID_TEST_SECRET}\n}", "spec: testdata/specs/broken.yaml:"},
+		"unknown mode":       {"mode proxy\njwt {\n alg HS256\n secret {env.OWNID_TEST_SECRET}\n}", `mode: unknown mode \"proxy\"`},
+		"unknown validation": {"validate_responses strict\njwt {\n alg HS256\n secret {env.OWNID_TEST_SECRET}\n}", `validate_responses: unknown value \"strict\"`},
+		"undescribed value":  {"undescribed maybe\njwt {\n alg HS256\n secret {env.OWNID_TEST_SECRET}\n}", `undescribed: unknown value \"maybe\"`},
 		"bad app":            {"apps my-app /\njwt {\n alg HS256\n secret {env.OWNID_TEST_SECRET}\n}", `apps: \"/\" is not an app name`},
 		"plain http jwks":    {"jwt {\n alg RS256\n jwks http://issuer.example/jwks\n}", "jwt jwks: http://issuer.example/jwks: plain http is only allowed to a loopback host"},
 	}

@@ -241,9 +241,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	return nil
 }
 
-// checkLimits checks the settings that Provision has defaulted; it runs there
-// rather than in Validate so that nothing expensive is built for a config
-// that cannot work.
+// checkLimits checks the settings that Provision has defaulted, before
+// anything expensive is built, so that a config that cannot work fails at
+// load naming its subdirective. It is the one place settings are checked:
+// the Caddyfile only parses them, so a JSON config meets the same checks.
 func (h *Handler) checkLimits() error {
 	switch h.Mode {
 	case ModeServe, ModeForward:
@@ -287,16 +288,6 @@ func (h *Handler) checkLimits() error {
 	return nil
 }
 
-// Validate checks the provisioned handler. Everything that can be checked
-// before the expensive work is checked in Provision; this confirms the parts
-// that Provision built.
-func (h *Handler) Validate() error {
-	if h.verifier == nil || h.contract == nil || h.Mode == ModeServe && h.store == nil {
-		return fmt.Errorf("ownid_sessions: not provisioned")
-	}
-	return nil
-}
-
 // Cleanup takes the handler off the admin endpoint's list; the store and
 // the JWKS refreshers end with the config's context.
 func (h *Handler) Cleanup() error {
@@ -308,6 +299,5 @@ func (h *Handler) Cleanup() error {
 var (
 	_ caddy.Provisioner           = (*Handler)(nil)
 	_ caddy.CleanerUpper          = (*Handler)(nil)
-	_ caddy.Validator             = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 )
