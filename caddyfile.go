@@ -50,6 +50,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			cache_size            <entries>
 //			cache_ttl             <duration>
 //		}
+//		ignore_scheme   <scheme...>
 //		app_claim       <claim>
 //		apps            <app...>
 //		store           memory [<name>] {
@@ -94,6 +95,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.MaxSessions, err = countArg(d, sub)
 		case "strict":
 			h.Strict = true
+		case "ignore_scheme":
+			h.IgnoreSchemes = append(h.IgnoreSchemes, d.RemainingArgs()...)
+			if len(h.IgnoreSchemes) == 0 {
+				err = d.ArgErr()
+			}
 		case "apps":
 			h.Apps = append(h.Apps, d.RemainingArgs()...)
 			if len(h.Apps) == 0 {

@@ -51,6 +51,8 @@ type contract struct {
 	foldedBases []*regexp.Regexp
 	// baseTemplates are the base paths as the document writes them.
 	baseTemplates []string
+	// schemes are the document's security schemes, by name.
+	schemes map[string]*v3.SecurityScheme
 	// strictOptions are the validator's options for strict mode; version
 	// is the document's OpenAPI version, as the validator wants it.
 	strictOptions *config.ValidationOptions
@@ -96,6 +98,9 @@ type operation struct {
 	// declares (through allOf, anyOf and oneOf too).
 	bodyModel      *highbase.Schema
 	bodyProperties []string
+	// security is what the operation's security (or the document's) asks
+	// of the token.
+	security operationSecurity
 	// params are the parameters declared on the path and the operation.
 	params []*v3.Parameter
 	// securityHeaders are the headers the document's security schemes use.
@@ -178,7 +183,7 @@ func parseContract(spec []byte) (*contract, error) {
 	}
 	opts := config.NewValidationOptions(config.WithFormatAssertions())
 	for pair := model.Model.Paths.PathItems.First(); pair != nil; pair = pair.Next() {
-		info, err := newPathInfo(pair.Key(), pair.Value(), opts, version)
+		info, err := newPathInfo(pair.Key(), pair.Value(), model.Model.Security, opts, version)
 		if err != nil {
 			return nil, err
 		}
@@ -189,6 +194,12 @@ func parseContract(spec []byte) (*contract, error) {
 	_, hasCollection := c.paths[collectionPath]
 	_, hasItem := c.paths[itemPath]
 	c.sessions = hasCollection && hasItem
+	c.schemes = map[string]*v3.SecurityScheme{}
+	if comp := model.Model.Components; comp != nil && comp.SecuritySchemes != nil {
+		for pair := comp.SecuritySchemes.First(); pair != nil; pair = pair.Next() {
+			c.schemes[pair.Key()] = pair.Value()
+		}
+	}
 	c.baseTemplates, c.bases, err = serverBases(model.Model.Servers, "")
 	if err != nil {
 		return nil, err
@@ -197,7 +208,7 @@ func parseContract(spec []byte) (*contract, error) {
 	return c, nil
 }
 
-func newPathInfo(template string, item *v3.PathItem, opts *config.ValidationOptions, version float32) (*pathInfo, error) {
+func newPathInfo(template string, item *v3.PathItem, security []*highbase.SecurityRequirement, opts *config.ValidationOptions, version float32) (*pathInfo, error) {
 	info := &pathInfo{template: template, item: item, ops: map[string]*operation{}}
 	pattern, literals, variables, err := templatePattern(template)
 	if err != nil {
@@ -211,6 +222,7 @@ func newPathInfo(template string, item *v3.PathItem, opts *config.ValidationOpti
 		method := strings.ToUpper(op.Key())
 		info.methods = append(info.methods, method)
 		compiled := &operation{
+			security:        compileSecurity(op.Value().Security, security),
 			params:          append(slices.Clip(item.Parameters), op.Value().Parameters...),
 			securityHeaders: []string{"Authorization"},
 		}

@@ -81,17 +81,26 @@ func (h *Handler) record(operation, outcome, problemSlug string, spent time.Dura
 	metrics.duration.WithLabelValues(operation).Observe(spent.Seconds())
 }
 
-// authorize verifies the token (and its claim rules), works out the owner
-// in serve mode and checks that the token may use the app; it makes the
+// authorize verifies the token (and its claim rules), holds it to the
+// operation's security, works out the owner in serve mode and checks that
+// the token may use the app; it makes the
 // claims available as placeholders to later handlers.
 func (h *Handler) authorize(r *http.Request, rt route) (Owner, *problem) {
 	var owner Owner
 	if p := checkApp(rt.app); p != nil {
 		return owner, p
 	}
+	if h.publicWithoutToken(rt, r) {
+		return owner, nil
+	}
 	id, refused := h.verifier.Verify(r)
 	if refused != nil {
 		return owner, tokenProblem(refused)
+	}
+	if rt.op != nil {
+		if p := authorizeOperation(rt.op.security, id, h.IgnoreSchemes); p != nil {
+			return owner, p
+		}
 	}
 	if h.Mode == ModeServe {
 		var p *problem

@@ -114,6 +114,12 @@ type Handler struct {
 	// more gets 429. Default: 100.
 	MaxSessions int `json:"max_sessions,omitempty"`
 
+	// Security schemes of the document that a bearer JWT cannot satisfy
+	// (apiKey, http basic, mutualTLS) and that another handler checks:
+	// requirements naming them count them as held. Without this, a
+	// document that uses such a scheme fails to load.
+	IgnoreSchemes []string `json:"ignore_scheme,omitempty"`
+
 	// Binds apps to tokens: the app (the path prefix before
 	// /accounts/sessions, compared without its leading "/", OwnID's
 	// {appId}) must equal this claim of the token, or one of its values
@@ -207,6 +213,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	if h.contract, err = loadContract(h.Spec); err != nil {
 		return err
+	}
+	if err := h.contract.checkSchemes(h.IgnoreSchemes); err != nil {
+		return err
+	}
+	if len(h.IgnoreSchemes) > 0 {
+		h.logger.Info("security schemes left to other handlers", zap.Strings("ignore_scheme", h.IgnoreSchemes))
 	}
 	bases, templates := h.contract.routes()
 	h.logger.Info("routing the document's paths",

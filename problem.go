@@ -20,6 +20,7 @@ const (
 	kindMissingToken
 	kindInvalidToken
 	kindForbidden
+	kindInsufficientScope
 	kindNotFound
 	kindUndescribedPath
 	kindMethodNotAllowed
@@ -46,6 +47,7 @@ var problemKinds = [...]struct {
 	kindInvalidToken:         {"invalid-token", "The bearer token is not valid", http.StatusUnauthorized},
 	kindForbidden:            {"claim-requirement-failed", "The token does not meet a requirement", http.StatusForbidden},
 	kindNotFound:             {"session-not-found", "No such session", http.StatusNotFound},
+	kindInsufficientScope:    {"insufficient-scope", "The token lacks a scope the operation needs", http.StatusForbidden},
 	kindUndescribedPath:      {"undescribed-path", "No such path in the document", http.StatusNotFound},
 	kindMethodNotAllowed:     {"method-not-allowed", "Method not allowed on this path", http.StatusMethodNotAllowed},
 	kindPreconditionFailed:   {"precondition-failed", "The session has changed", http.StatusPreconditionFailed},
