@@ -43,6 +43,15 @@ func settingError(name, setting, format string, args ...any) error {
 	return fmt.Errorf(prefix+": "+format, args...)
 }
 
+// keySetError names the provider before an error of the JWK Sets, which
+// names its setting itself ("jwks: ...").
+func keySetError(name string, err error) error {
+	if name != "" {
+		return fmt.Errorf("jwt %s %v", name, err)
+	}
+	return fmt.Errorf("jwt %v", err)
+}
+
 // newProvider checks cfg, loads its keys and fetches its JWK Sets (those
 // named by jwks, and the one discovery names). onChange is called when a
 // set's keys change.
@@ -59,7 +68,7 @@ func newProvider(cfg *Config, env Env, onChange func()) (*provider, error) {
 	for _, u := range cfg.JWKS {
 		u = repl(u)
 		if err := checkJWKSURL(u); err != nil {
-			return nil, fail("", "%v", err)
+			return nil, keySetError(name, err)
 		}
 		urls = append(urls, u)
 	}
@@ -175,7 +184,7 @@ func newProvider(cfg *Config, env Env, onChange func()) (*provider, error) {
 		}
 		var err error
 		if p.jwks, err = newKeySets(env.Ctx, urls, settings, env.Logger.With(providerField(name)...), env.Observer, onChange); err != nil {
-			return nil, fail("", "%v", err)
+			return nil, keySetError(name, err)
 		}
 	}
 
