@@ -1,14 +1,18 @@
 package ownidsessions
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/MicahParks/jwkset"
 	"github.com/caddyserver/caddy/v2/caddytest"
@@ -148,5 +152,81 @@ http://localhost:9080 {
 	}
 	if r := fwd(t, tc, request{method: "GET", path: path, token: tokOP}); r.status != 401 {
 		t.Errorf("token of the rotated-out key: %d", r.status)
+	}
+}
+
+// TestQueryTokenNeverLogged mirrors TestLogsNeverLeak for tokens sent in the
+// query: accepted, refused and forwarded, with Caddy logging at DEBUG to a
+// file, none of them is in the log, nor reaches the backend.
+func TestQueryTokenNeverLogged(t *testing.T) {
+	logFile := filepath.Join(t.TempDir(), "caddy.log")
+	be := newBackend(t)
+	tc := caddytest.NewTester(t)
+	tc.InitServer(fmt.Sprintf(`
+{
+`+testGlobals+`
+	grace_period 1ns
+	log {
+		output file %s
+		level DEBUG
+	}
+}
+http://localhost:9080 {
+	route /fwd/* {
+		ownid_sessions {
+			mode forward
+			validate_responses off
+			token_from query access_token
+			jwt {
+				alg HS256
+				secret {env.OWNID_TEST_SECRET}
+			}
+		}
+		reverse_proxy %s
+	}
+	ownid_sessions {
+		token_from query access_token
+		jwt {
+			alg HS256
+			secret {env.OWNID_TEST_SECRET}
+			require role admin
+		}
+		store memory query-logs-test
+	}
+}`, logFile, strings.TrimPrefix(be.URL, "http://")), "caddyfile")
+
+	admin := claimsFor("q-user")
+	admin["role"] = "admin"
+	tok := sign(t, "HS256", admin)
+	expired := claimsFor("q-user")
+	expired["exp"] = testNow().Add(-time.Hour).Unix()
+	tokens := []string{tok, sign(t, "HS256", expired), sign(t, "HS256", claimsFor("q-user")), tok + "tampered"}
+	for _, tk := range tokens {
+		call(t, tc, request{method: "GET", path: "/l/accounts/sessions?access_token=" + tk, unchecked: true})
+		fwd(t, tc, request{method: "GET", path: "/fwd/accounts/sessions/x?a=1&access_token=" + tk})
+	}
+	if got := be.last(); be.count() != 2 || got.query != "a=1" { // the valid token, and the one without role
+		t.Errorf("backend got %d requests, the last with query %q", be.count(), got.query)
+	}
+	tc.InitServer(siteConfig("grace_period 1ns", `
+		jwt {
+			alg HS256
+			secret {env.OWNID_TEST_SECRET}
+		}`), "caddyfile") // flushes and closes the log file
+	logs, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"msg":"request rejected"`, `"problem":"invalid-token"`, `"problem":"claim-requirement-failed"`} {
+		if !bytes.Contains(logs, []byte(want)) {
+			t.Errorf("the log lacks %s: the scan would prove nothing", want)
+		}
+	}
+	for _, tk := range tokens {
+		for _, secret := range []string{tk, strings.Split(tk, ".")[2]} {
+			if bytes.Contains(logs, []byte(secret)) {
+				t.Errorf("the log holds a token (%.12s…)", secret)
+			}
+		}
 	}
 }
