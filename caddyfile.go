@@ -35,11 +35,12 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		max_body        <size>
 //		strict
 //		undescribed     pass | refuse
-//		jwt {
+//		jwt [<name>] {
 //			alg       <ALG...>
 //			secret    <value>
 //			key       <pem-file>
 //			jwks      <url...>
+//			discover  <issuer-url>
 //			issuer    <iss...>
 //			audience  <aud...>
 //			leeway    <duration>
@@ -47,10 +48,13 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			jwks_refresh          <duration>
 //			jwks_refetch_interval <duration>
 //			jwks_wait             <duration>
+//			jwks_max_bytes        <size>
+//			jwks_max_keys         <n>
 //			cache_size            <entries>
 //			cache_ttl             <duration>
 //		}
 //		ignore_scheme   <scheme...>
+//		token_from      header [<name>] | cookie <name> | query <name>
 //		app_claim       <claim>
 //		apps            <app...>
 //		store           memory [<name>] {
@@ -64,6 +68,11 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		validate_responses off | report | enforce
 //		response_buffer <size>
 //	}
+//
+// The jwt block is repeatable: each block is one token provider. A single
+// unnamed block is the handler's "jwt" object; named or several blocks
+// (several need names) are its "providers" list. token_from is repeatable,
+// the places tried in order.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the directive name
 	if d.NextArg() {
@@ -106,10 +115,18 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				err = d.Errf("apps: name at least one app")
 			}
 		case "jwt":
-			if h.JWT == nil {
-				h.JWT = new(jwtauth.Config)
+			provider := new(jwtauth.Config)
+			if err = unmarshalJWT(provider, d); err != nil {
+				break
 			}
-			err = unmarshalJWT(h.JWT, d)
+			if aerr := addProvider(h, provider); aerr != nil {
+				return d.Errf("%v", aerr)
+			}
+		case "token_from":
+			var src jwtauth.Source
+			if src, err = unmarshalSource(d); err == nil {
+				h.TokenFrom = append(h.TokenFrom, src)
+			}
 		case "store":
 			var name string
 			if name, err = oneArg(d); err != nil {
@@ -180,10 +197,13 @@ func countArg(d *caddyfile.Dispenser, sub string) (int, error) {
 	return n, nil
 }
 
-// unmarshalJWT reads the jwt block.
+// unmarshalJWT reads a jwt block.
 func unmarshalJWT(j *jwtauth.Config, d *caddyfile.Dispenser) error {
 	if d.NextArg() {
-		return d.ArgErr()
+		j.Name = d.Val()
+		if d.NextArg() {
+			return d.Errf("jwt: takes at most a provider name, got %q too", d.Val())
+		}
 	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		sub := d.Val()
@@ -213,6 +233,23 @@ func unmarshalJWT(j *jwtauth.Config, d *caddyfile.Dispenser) error {
 			j.Leeway = &dur
 		case "jwks":
 			j.JWKS = append(j.JWKS, args...)
+		case "discover":
+			if len(args) != 1 {
+				return d.Errf("jwt discover: takes one issuer URL")
+			}
+			j.Discover = args[0]
+		case "jwks_max_bytes":
+			size, err := humanize.ParseBytes(args[0])
+			if len(args) != 1 || err != nil || size == 0 || size > 1<<30 {
+				return d.Errf("jwt jwks_max_bytes: invalid size %q", strings.Join(args, " "))
+			}
+			j.JWKSMaxBytes = int64(size)
+		case "jwks_max_keys":
+			n, err := strconv.Atoi(args[0])
+			if len(args) != 1 || err != nil || n <= 0 {
+				return d.Errf("jwt jwks_max_keys: want a positive number of keys, got %q", strings.Join(args, " "))
+			}
+			j.JWKSMaxKeys = n
 		case "jwks_refresh", "jwks_refetch_interval", "jwks_wait", "cache_ttl":
 			dur, err := oneDuration(d, sub, args, false)
 			if err != nil {

@@ -106,7 +106,17 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		"jwt empty alg":          {"ownid_sessions {\n jwt {\n  alg\n }\n}", `jwt alg: needs a value`},
 		"jwt two secrets":        {"ownid_sessions {\n jwt {\n  secret a b\n }\n}", `jwt secret: takes one value`},
 		"jwt bad leeway":         {"ownid_sessions {\n jwt {\n  leeway -1s\n }\n}", `jwt leeway: invalid duration`},
-		"jwt argument":           {"ownid_sessions {\n jwt HS256\n}", "wrong argument count"},
+		"jwt two names":          {"ownid_sessions {\n jwt a b\n}", `jwt: takes at most a provider name, got "b" too`},
+		"jwt two unnamed":        {"ownid_sessions {\n jwt {\n  alg HS256\n }\n jwt {\n  alg HS256\n }\n}", "jwt: with several jwt blocks, each needs a name"},
+		"jwt same name":          {"ownid_sessions {\n jwt a {\n  alg HS256\n }\n jwt a {\n  alg HS256\n }\n}", "jwt a: two jwt blocks have this name"},
+		"jwt two discover":       {"ownid_sessions {\n jwt {\n  discover https://a https://b\n }\n}", "jwt discover: takes one issuer URL"},
+		"jwt bad max bytes":      {"ownid_sessions {\n jwt {\n  jwks_max_bytes lots\n }\n}", `jwt jwks_max_bytes: invalid size "lots"`},
+		"jwt bad max keys":       {"ownid_sessions {\n jwt {\n  jwks_max_keys 0\n }\n}", `jwt jwks_max_keys: want a positive number of keys, got "0"`},
+		"token_from empty":       {"ownid_sessions {\n token_from\n}", "token_from: want header [<name>], cookie <name> or query <name>"},
+		"token_from body":        {"ownid_sessions {\n token_from body x\n}", `token_from: unknown source "body"`},
+		"token_from cookie":      {"ownid_sessions {\n token_from cookie\n}", "token_from cookie: needs the cookie's name"},
+		"token_from query":       {"ownid_sessions {\n token_from query\n}", "token_from query: needs the parameter's name"},
+		"token_from two names":   {"ownid_sessions {\n token_from header a b\n}", "token_from header: takes one name"},
 		"jwt require one arg":    {"ownid_sessions {\n jwt {\n  require role\n }\n}", "jwt require: takes a claim name and a value"},
 		"jwt require three":      {"ownid_sessions {\n jwt {\n  require role a b\n }\n}", "jwt require: takes a claim name and a value"},
 		"jwt bad cache_size":     {"ownid_sessions {\n jwt {\n  cache_size lots\n }\n}", "jwt cache_size: want a whole number"},
@@ -161,11 +171,18 @@ http://localhost:9080 {
 	}
 }`
 	}
+	wrongIssuer := "https://impostor.example"
+	op := discoveryServer(t, &wrongIssuer, "http://127.0.0.1:1/jwks")
 	tests := map[string]struct {
 		body string
 		want string
 	}{
 		"no jwt":             {``, "jwt: a jwt block"},
+		"discovery issuer":   {"jwt op {\n alg RS256\n discover " + op.URL + "\n}", `jwt op discover: ` + op.URL + `/.well-known/openid-configuration names the issuer \"https://impostor.example\", not the configured \"` + op.URL + `\"`},
+		"discovery down":     {"jwt {\n alg RS256\n discover http://127.0.0.1:1\n}", "jwt discover: http://127.0.0.1:1/.well-known/openid-configuration: cannot be fetched"},
+		"shared issuer":      {"jwt a {\n alg HS256\n secret {env.OWNID_TEST_SECRET}\n issuer https://x\n}\njwt b {\n alg HS256\n secret {env.OWNID_TEST_SECRET}\n issuer https://x\n}", `jwt b issuer: \"https://x\" is also an issuer of provider a`},
+		"two catch-alls":     {"jwt a {\n alg HS256\n secret {env.OWNID_TEST_SECRET}\n}\njwt b {\n alg HS256\n secret {env.OWNID_TEST_SECRET}\n}", "jwt b issuer: providers a and b both list no issuer"},
+		"named bad alg":      {"jwt a {\n alg XS1\n secret {env.OWNID_TEST_SECRET}\n}", `jwt a alg: unknown algorithm \"XS1\"`},
 		"no key source":      {"jwt {\n alg HS256\n}", "jwt: no key source"},
 		"unknown alg":        {"jwt {\n alg XS256\n secret {env.OWNID_TEST_SECRET}\n}", `jwt alg: unknown algorithm \"XS256\"`},
 		"short secret":       {"jwt {\n alg HS256\n secret tooshort\n}", "jwt secret: must be at least 32 bytes"},

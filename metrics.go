@@ -46,7 +46,7 @@ var metrics = struct {
 	jwksFetches: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
 		Name: "jwks_fetches_total",
-		Help: "JWK Set fetches by result: ok or error.",
+		Help: "JWK Set fetches by result: ok, error or too_large.",
 	}, []string{"result"}),
 	responses: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
@@ -83,12 +83,9 @@ func (tokenMetrics) CacheLookup(hit bool) {
 	metrics.tokenCache.WithLabelValues(result).Inc()
 }
 
-// JWKSFetch counts a JWK Set fetch as ok or error.
-func (tokenMetrics) JWKSFetch(ok bool) {
-	result := "error"
-	if ok {
-		result = "ok"
-	}
+// JWKSFetch counts a JWK Set fetch by its result: ok, error, or too_large
+// (over jwks_max_bytes or jwks_max_keys).
+func (tokenMetrics) JWKSFetch(result string) {
 	metrics.jwksFetches.WithLabelValues(result).Inc()
 }
 

@@ -97,8 +97,26 @@ type Handler struct {
 	// Default: 64 KiB.
 	MaxBody int64 `json:"max_body,omitempty"`
 
-	// How bearer tokens are verified. Required.
+	// How bearer tokens are verified, for a single token provider: what
+	// the Caddyfile's one unnamed jwt block gives. Either this or
+	// Providers is required.
 	JWT *jwtauth.Config `json:"jwt,omitempty"`
+
+	// Several token providers, each named and with its own keys, JWK Sets
+	// or discovery, issuers, audiences, leeway and requirements: what
+	// several (or named) jwt blocks give. A token goes to the provider
+	// whose issuer list holds its iss (read, unverified, only to choose);
+	// a token without iss to the one provider that lists no issuer; any
+	// other token is refused (invalid-token, reason issuer). Its kid is
+	// looked up among that provider's keys only. Not with JWT.
+	Providers []*jwtauth.Config `json:"providers,omitempty"`
+
+	// Where requests carry their token, tried in order; the first place a
+	// request carries a token is the one read. Default: the Authorization
+	// header with the Bearer scheme. A token in the query is removed from
+	// the request's URL before anything else (logs, the next handler)
+	// sees it.
+	TokenFrom []jwtauth.Source `json:"token_from,omitempty"`
 
 	// The session store, a module in the http.ownid_sessions.stores
 	// namespace whose value implements store.Store: "memory" or "redis",
@@ -195,8 +213,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.checkLimits(); err != nil {
 		return err
 	}
-	if h.JWT == nil {
-		return fmt.Errorf("jwt: a jwt block with alg and a key source (secret or key) is required")
+	providers := h.Providers
+	switch {
+	case h.JWT != nil && len(providers) > 0:
+		return fmt.Errorf("jwt, providers: set one of the two (jwt is the single-provider form of providers)")
+	case h.JWT != nil:
+		providers = []*jwtauth.Config{h.JWT}
+	case len(providers) == 0:
+		return fmt.Errorf("jwt: a jwt block with alg and a key source (secret, key, jwks or discover) is required")
 	}
 
 	var err error
@@ -208,7 +232,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		Logger:   h.logger,
 		Observer: tokenMetrics{},
 	}
-	if h.verifier, err = jwtauth.New(h.JWT, env); err != nil {
+	if h.verifier, err = jwtauth.NewProviders(providers, h.TokenFrom, env); err != nil {
 		return err
 	}
 	if h.contract, err = loadContract(h.Spec); err != nil {

@@ -240,7 +240,9 @@ func TestVerifierCacheHonoursClock(t *testing.T) {
 	var parsed jwt.MapClaims
 	raw, _ := json.Marshal(early)
 	json.Unmarshal(raw, &parsed)
-	v.cache.put(cacheKey(earlyTok), newIdentity(parsed), now.Add(time.Hour), now, v.cache.generation.Load())
+	earlyID := newIdentity(parsed)
+	earlyID.provider = v.providers[0]
+	v.cache.put(cacheKey(earlyTok), earlyID, now.Add(time.Hour), now, v.cache.generation.Load())
 	if _, p := verifyToken(v, earlyTok); p == nil || p.Detail != "the token is not valid yet" {
 		t.Fatalf("cached token before its nbf: %v", p)
 	}

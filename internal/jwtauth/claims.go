@@ -26,6 +26,11 @@ type Identity struct {
 	Expires time.Time
 	// NotBefore is the nbf claim; zero when the token has none.
 	NotBefore time.Time
+	// Provider is the name of the provider that verified the token; ""
+	// for the only, unnamed one. A cached identity keeps it.
+	Provider string
+
+	provider *provider // whose leeway and claim rules hold the token
 }
 
 func newIdentity(claims jwt.MapClaims) *Identity {

@@ -6,10 +6,16 @@ import (
 	"github.com/caddyserver/caddy/v2"
 )
 
-// Config says how bearer tokens are verified. Tokens must carry exp; the
-// "none" algorithm is never accepted; a key is only used with the algorithms
-// its type allows. Its JSON is the handler's "jwt" object.
+// Config is one token provider: how the tokens of one issuer (or of a few
+// issuers sharing keys) are verified. Tokens must carry exp; the "none"
+// algorithm is never accepted; a key is only used with the algorithms its
+// type allows. Its JSON is the handler's "jwt" object, or one member of its
+// "providers" list.
 type Config struct {
+	// The provider's name, for logs, metrics and Identity.Provider.
+	// Required, and unique, when there are several providers.
+	Name string `json:"name,omitempty"`
+
 	// The signing algorithms accepted (allow-list): HS256 HS384 HS512
 	// RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA.
 	// Required.
@@ -24,7 +30,12 @@ type Config struct {
 	// P-384 or P-521, or Ed25519), or certificates carrying them.
 	Keys []string `json:"key,omitempty"`
 
-	// If set, the token's iss claim must be one of these.
+	// If set, the token's iss claim must be one of these. With several
+	// providers a token goes to the provider that lists its iss (an issuer
+	// may be listed by one provider only); a token without iss goes to the
+	// one provider that lists no issuer, if there is one. Default: with
+	// discover, the discovered issuer; otherwise none (any iss, when this
+	// is the only provider).
 	Issuers []string `json:"issuer,omitempty"`
 
 	// If set, the token's aud claim must contain one of these.
@@ -40,6 +51,23 @@ type Config struct {
 	// retried, and does not stop Caddy) and refreshed in the background.
 	JWKS []string `json:"jwks,omitempty"`
 
+	// An OpenID Provider's issuer URL (https, or http to a loopback host):
+	// its {issuer}/.well-known/openid-configuration is fetched when the
+	// config loads, its "issuer" must equal this value exactly, and its
+	// jwks_uri is then used as a JWK Set, refreshed like the ones in JWKS.
+	// If the discovery document cannot be fetched, the config does not
+	// load. Enough as the only key source.
+	Discover string `json:"discover,omitempty"`
+
+	// The largest JWK Set or discovery document read, in bytes; a larger
+	// answer fails that fetch (the keys held before stay in use).
+	// Default: 1 MiB.
+	JWKSMaxBytes int64 `json:"jwks_max_bytes,omitempty"`
+
+	// The most keys a JWK Set may hold; a set with more fails that fetch
+	// (the keys held before stay in use). Default: 100.
+	JWKSMaxKeys int `json:"jwks_max_keys,omitempty"`
+
 	// How often the JWK Sets are fetched again. Default: 1h.
 	JWKSRefresh caddy.Duration `json:"jwks_refresh,omitempty"`
 
@@ -50,8 +78,10 @@ type Config struct {
 	// The longest a request waits on a JWK Set fetch. Default: 2s.
 	JWKSWait caddy.Duration `json:"jwks_wait,omitempty"`
 
-	// How many verified tokens are remembered, so that a token seen again
-	// skips the signature check; 0 turns the cache off. Default: 10000.
+	// How many of this provider's verified tokens are remembered, so that
+	// a token seen again skips the signature check; 0 leaves them out of
+	// the cache. The providers share one cache, as large as their sizes
+	// together. Default: 10000.
 	CacheSize *int `json:"cache_size,omitempty"`
 
 	// The longest a verified token is remembered (never past its exp).
@@ -73,12 +103,15 @@ const (
 	defaultJWKSRefresh         = time.Hour
 	defaultJWKSRefetchInterval = 5 * time.Minute
 	defaultJWKSWait            = 2 * time.Second
+	defaultJWKSMaxBytes        = 1 << 20
+	defaultJWKSMaxKeys         = 100
 )
 
 // Bounds on what is parsed at all: anything larger is refused before any
 // decoding work.
 const (
 	maxAuthorizationHeader = 8 << 10
+	maxToken               = maxAuthorizationHeader
 	minHMACSecret          = 32
 	minRSABits             = 2048
 )

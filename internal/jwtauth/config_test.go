@@ -17,6 +17,7 @@ func TestConfigJSON(t *testing.T) {
 		Algorithms: []string{"RS256"}, Secret: "s", Keys: []string{"k.pem"}, Issuers: []string{"i"},
 		Audiences: []string{"a"}, Leeway: &leeway, JWKS: []string{"https://x/jwks"}, JWKSRefresh: 1,
 		JWKSRefetchInterval: 1, JWKSWait: 1, CacheSize: &size, CacheTTL: 1, Require: map[string][]string{"c": {"v"}},
+		Name: "n", Discover: "https://x", JWKSMaxBytes: 1, JWKSMaxKeys: 1,
 	}
 	raw, err := json.Marshal(full)
 	if err != nil {
@@ -29,8 +30,8 @@ func TestConfigJSON(t *testing.T) {
 		names = append(names, name)
 	}
 	slices.Sort(names)
-	want := []string{"alg", "audience", "cache_size", "cache_ttl", "issuer", "jwks", "jwks_refetch_interval",
-		"jwks_refresh", "jwks_wait", "key", "leeway", "require", "secret"}
+	want := []string{"alg", "audience", "cache_size", "cache_ttl", "discover", "issuer", "jwks", "jwks_max_bytes",
+		"jwks_max_keys", "jwks_refetch_interval", "jwks_refresh", "jwks_wait", "key", "leeway", "name", "require", "secret"}
 	if !slices.Equal(names, want) {
 		t.Errorf("JSON fields %v, want %v", names, want)
 	}

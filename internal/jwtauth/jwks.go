@@ -35,7 +35,8 @@ type jwksSettings struct {
 	refresh         time.Duration
 	refetchInterval time.Duration
 	wait            time.Duration
-	client          *http.Client
+	client          *http.Client // bounds the bytes read (limitedTransport)
+	maxKeys         int
 }
 
 // keySets are the JWK Sets of one config behind one MicahParks/jwkset HTTP
@@ -197,7 +198,7 @@ func (s *jwksSource) fetch(ctx context.Context, timeout time.Duration) error {
 func (s *jwksSource) loaded() bool { return s.lastFetch.Load() > 0 }
 
 func (s *jwksSource) recordError(err error) {
-	s.observer.JWKSFetch(false)
+	s.observer.JWKSFetch(fetchResult(err))
 	msg := s.redact(err)
 	s.lastError.Store(&msg)
 }
@@ -251,9 +252,14 @@ type watchedStorage struct {
 	fingerprint [sha256.Size]byte
 }
 
-// KeyReplaceAll is what every successful fetch of the set ends with.
+// KeyReplaceAll is what every successful fetch of the set ends with. A set
+// with more keys than allowed fails the fetch here, and the keys held
+// before stay.
 func (w *watchedStorage) KeyReplaceAll(ctx context.Context, given []jwkset.JWK) error {
-	w.source.observer.JWKSFetch(true)
+	if limit := w.source.cfg.maxKeys; limit > 0 && len(given) > limit {
+		return fmt.Errorf("%w (%d keys, at most %d)", errTooManyKeys, len(given), limit)
+	}
+	w.source.observer.JWKSFetch(FetchOK)
 	w.source.keyCount.Store(int64(len(given)))
 	if err := w.Storage.KeyReplaceAll(ctx, given); err != nil {
 		return err
@@ -284,6 +290,8 @@ func fingerprint(keys []jwkset.JWK) [sha256.Size]byte {
 // JWKSStatus is the state of one JWK Set, for an operator: nothing in it is
 // secret.
 type JWKSStatus struct {
+	// Provider is the name of the provider the set belongs to.
+	Provider string
 	// URL is the set's URL without credentials or query.
 	URL string
 	// Loaded says whether the set was ever fetched.
@@ -296,14 +304,22 @@ type JWKSStatus struct {
 	LastError string
 }
 
-// JWKS describes the verifier's JWK Sets, in the order of the config.
+// JWKS describes the verifier's JWK Sets (a discovered one among them), in
+// the order of the config.
 func (v *Verifier) JWKS() []JWKSStatus {
-	if v.jwks == nil {
-		return nil
-	}
 	var out []JWKSStatus
-	for _, src := range v.jwks.sources {
-		st := JWKSStatus{URL: src.redacted, Loaded: src.loaded(), Keys: src.keyCount.Load()}
+	for _, p := range v.providers {
+		if p.jwks != nil {
+			out = append(out, p.jwks.status(p.name)...)
+		}
+	}
+	return out
+}
+
+func (ks *keySets) status(provider string) []JWKSStatus {
+	var out []JWKSStatus
+	for _, src := range ks.sources {
+		st := JWKSStatus{Provider: provider, URL: src.redacted, Loaded: src.loaded(), Keys: src.keyCount.Load()}
 		if ms := src.lastFetch.Load(); ms > 0 {
 			st.LastFetch = time.UnixMilli(ms)
 		}

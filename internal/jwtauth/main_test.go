@@ -168,7 +168,7 @@ func mustRead(t testing.TB, file string) []byte {
 
 // countingObserver counts what a verifier reports.
 type countingObserver struct {
-	hits, misses, fetchesOK, fetchErrors atomic.Int64
+	hits, misses, fetchesOK, fetchErrors, tooLarge atomic.Int64
 }
 
 func (o *countingObserver) CacheLookup(hit bool) {
@@ -179,10 +179,13 @@ func (o *countingObserver) CacheLookup(hit bool) {
 	}
 }
 
-func (o *countingObserver) JWKSFetch(ok bool) {
-	if ok {
+func (o *countingObserver) JWKSFetch(result string) {
+	switch result {
+	case FetchOK:
 		o.fetchesOK.Add(1)
-	} else {
+	case FetchTooLarge:
+		o.tooLarge.Add(1)
+	default:
 		o.fetchErrors.Add(1)
 	}
 }

@@ -1,5 +1,6 @@
 // Package jwtauth verifies bearer JWTs: it extracts the token from the
-// Authorization header, checks it with golang-jwt against an allow-list of
+// Authorization header (or another header, a cookie or the query), matches
+// it to one of several providers by its issuer, checks it with golang-jwt against an allow-list of
 // algorithms, static keys (an HMAC secret, PEM public keys) and remote JWK
 // Sets, holds it to its issuer, audience, times and claim requirements, and
 // remembers the tokens that verified. It knows nothing of the handler that
@@ -8,16 +9,15 @@
 package jwtauth
 
 import (
-	"cmp"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
 	"go.uber.org/zap"
 )
 
@@ -28,14 +28,23 @@ import (
 type Observer interface {
 	// CacheLookup reports a lookup in the verified-token cache.
 	CacheLookup(hit bool)
-	// JWKSFetch reports a fetch of a JWK Set: ok when it brought a set.
-	JWKSFetch(ok bool)
+	// JWKSFetch reports a fetch of a JWK Set by its result: FetchOK when
+	// it brought a set, FetchTooLarge when the set (or the discovery
+	// document) was over its bounds, FetchError otherwise.
+	JWKSFetch(result string)
 }
+
+// The results JWKSFetch reports.
+const (
+	FetchOK       = "ok"
+	FetchError    = "error"
+	FetchTooLarge = "too_large"
+)
 
 type nopObserver struct{}
 
 func (nopObserver) CacheLookup(bool) {}
-func (nopObserver) JWKSFetch(bool)   {}
+func (nopObserver) JWKSFetch(string) {}
 
 // Env is what a verifier takes from the configuration that loads it.
 type Env struct {
@@ -54,152 +63,90 @@ type Env struct {
 	Observer Observer
 }
 
-// Verifier checks bearer tokens. It is built once per config and is safe for
-// concurrent use; its JWKS refreshers stop with Env.Ctx.
+// Verifier checks bearer tokens for one or several providers. It is built
+// once per config and is safe for concurrent use; its JWKS refreshers stop
+// with Env.Ctx.
 type Verifier struct {
-	parser  *jwt.Parser
-	issuers []string
-	leeway  time.Duration
-	now     func() time.Time
-	// keysByAlg holds, for each allowed algorithm, the static keys that may
-	// verify it: what the key function hands golang-jwt.
-	keysByAlg map[string]any
-	jwks      *keySets    // nil without JWK Sets
-	cache     *tokenCache // nil when off
-	rules     []claimRule
+	providers []*provider // in the order of the config
+	byIssuer  map[string]*provider
+	noIssuer  *provider // the provider of tokens without iss; nil if none
+	sources   []Source
+	cache     *tokenCache // shared by the providers; nil when off
+	now       func() time.Time
 	observer  Observer
 }
 
-// New checks cfg, loads its keys, fetches its JWK Sets (each bounded by the
-// JWKS wait; a set that cannot be fetched is logged and retried in the
-// background) and returns the verifier. Its errors name the setting at
-// fault, as "jwt <setting>: ...".
+// New is the verifier of one provider, taking the token from the
+// Authorization header: NewProviders with cfg alone and no sources.
 func New(cfg *Config, env Env) (*Verifier, error) {
+	return NewProviders([]*Config{cfg}, nil, env)
+}
+
+// NewProviders checks the providers' configs, loads their keys, fetches
+// their JWK Sets (each bounded by its provider's JWKS wait; a set that
+// cannot be fetched is logged and retried in the background) and their
+// discovery documents (which must be fetched), and returns the verifier. The
+// token is taken from the first of sources the request carries; none means
+// Authorization: Bearer. Its errors name the setting at fault, as
+// "jwt [<name>] <setting>: ...".
+//
+// A token is matched to a provider before its signature is checked. With
+// one provider, every token is; with several, the token's iss (read from
+// its unverified payload only to choose) picks the provider that lists it
+// in its issuers, and a token without iss goes to the provider that lists
+// none. A token no provider takes is refused with reason "issuer". The kid
+// is then looked up among that provider's keys only.
+func NewProviders(cfgs []*Config, sources []Source, env Env) (*Verifier, error) {
 	env = env.withDefaults()
-	if len(cfg.Algorithms) == 0 {
-		return nil, fmt.Errorf("jwt alg: at least one algorithm is required")
+	if len(cfgs) == 0 {
+		return nil, fmt.Errorf("jwt: at least one provider is required")
 	}
-	repl := env.Replace
-	for _, u := range cfg.JWKS {
-		if err := checkJWKSURL(repl(u)); err != nil {
-			return nil, fmt.Errorf("jwt %v", err)
+	for _, src := range sources {
+		if err := src.check(); err != nil {
+			return nil, fmt.Errorf("token_from: %v", err)
 		}
 	}
-	byKind := map[keyKind][]any{}
-	if cfg.Secret != "" {
-		secret := repl(cfg.Secret)
-		if len(secret) < minHMACSecret {
-			return nil, fmt.Errorf("jwt secret: must be at least %d bytes, got %d (is the environment variable it names set?)", minHMACSecret, len(secret))
+	v := &Verifier{byIssuer: map[string]*provider{}, sources: sources, now: env.Now, observer: env.Observer}
+	names := map[string]bool{}
+	for _, cfg := range cfgs {
+		if len(cfgs) > 1 {
+			if cfg.Name == "" {
+				return nil, fmt.Errorf("jwt: with several providers, each needs a name")
+			}
+			if names[cfg.Name] {
+				return nil, settingError(cfg.Name, "", "two providers have this name")
+			}
+			names[cfg.Name] = true
 		}
-		byKind[keyHMAC] = append(byKind[keyHMAC], []byte(secret))
-	}
-	for _, file := range cfg.Keys {
-		keys, err := loadPublicKeys(repl(file))
+		p, err := newProvider(cfg, env, v.keysChanged)
 		if err != nil {
-			return nil, fmt.Errorf("jwt key: %v", err)
+			return nil, err
 		}
-		for _, k := range keys {
-			byKind[k.kind] = append(byKind[k.kind], k.key)
-		}
+		v.providers = append(v.providers, p)
 	}
-	if len(byKind) == 0 && len(cfg.JWKS) == 0 {
-		return nil, fmt.Errorf("jwt: no key source: set secret, key or jwks")
-	}
-
-	v := &Verifier{issuers: cfg.Issuers, now: env.Now, keysByAlg: map[string]any{}, rules: rulesFrom(cfg.Require), observer: env.Observer}
-	used := map[keyKind]bool{}
-	for _, alg := range cfg.Algorithms {
-		if strings.EqualFold(alg, "none") {
-			return nil, fmt.Errorf("jwt alg: 'none' is never accepted")
-		}
-		kind, ok := algorithms[alg]
-		if !ok {
-			return nil, fmt.Errorf("jwt alg: unknown algorithm %q (want one of HS256 HS384 HS512 RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA)", alg)
-		}
-		keys := byKind[kind]
-		switch len(keys) {
-		case 0:
-			if kind != keyHMAC && len(cfg.JWKS) > 0 {
-				break // the key sets may serve it
+	if len(v.providers) > 1 {
+		for _, p := range v.providers {
+			if len(p.issuers) == 0 {
+				if v.noIssuer != nil {
+					return nil, settingError(p.name, "issuer", "providers %s and %s both list no issuer: only one may take the tokens without iss", v.noIssuer.name, p.name)
+				}
+				v.noIssuer = p
 			}
-			return nil, fmt.Errorf("jwt alg: %s needs %s, and none is configured", alg, keyKindNames[kind])
-		case 1:
-			v.keysByAlg[alg] = keys[0]
-		default:
-			set := jwt.VerificationKeySet{}
-			for _, k := range keys {
-				set.Keys = append(set.Keys, k)
+			for _, iss := range p.issuers {
+				if other, dup := v.byIssuer[iss]; dup {
+					return nil, settingError(p.name, "issuer", "%q is also an issuer of provider %s: a token's iss must name one provider", iss, other.name)
+				}
+				v.byIssuer[iss] = p
 			}
-			v.keysByAlg[alg] = set
-		}
-		used[kind] = true
-	}
-	for kind := range byKind {
-		if !used[kind] {
-			return nil, fmt.Errorf("jwt alg: %s is configured but no allowed algorithm uses it", keyKindNames[kind])
 		}
 	}
-
-	leeway := defaultLeeway
-	if cfg.Leeway != nil {
-		leeway = time.Duration(*cfg.Leeway)
+	size, ttl := 0, time.Duration(0)
+	for _, p := range v.providers {
+		size, ttl = size+p.cacheSize, max(ttl, p.cacheTTL)
 	}
-	if leeway < 0 {
-		return nil, fmt.Errorf("jwt leeway: must not be negative, got %s", leeway)
+	if size > 0 {
+		v.cache = newTokenCache(size, ttl)
 	}
-	v.leeway = leeway
-	for claim, values := range cfg.Require {
-		if claim == "" || len(values) == 0 {
-			return nil, fmt.Errorf("jwt require: needs a claim name and a value")
-		}
-	}
-
-	cacheSize := defaultCacheSize
-	if cfg.CacheSize != nil {
-		cacheSize = *cfg.CacheSize
-	}
-	if cacheSize < 0 {
-		return nil, fmt.Errorf("jwt cache_size: must not be negative, got %d", cacheSize)
-	}
-	cacheTTL := cmp.Or(time.Duration(cfg.CacheTTL), defaultCacheTTL)
-	if cacheTTL < 0 {
-		return nil, fmt.Errorf("jwt cache_ttl: must be positive, got %s", cacheTTL)
-	}
-	if cacheSize > 0 {
-		v.cache = newTokenCache(cacheSize, cacheTTL)
-	}
-
-	if len(cfg.JWKS) > 0 {
-		settings := jwksSettings{
-			refresh:         cmp.Or(time.Duration(cfg.JWKSRefresh), defaultJWKSRefresh),
-			refetchInterval: cmp.Or(time.Duration(cfg.JWKSRefetchInterval), defaultJWKSRefetchInterval),
-			wait:            cmp.Or(time.Duration(cfg.JWKSWait), defaultJWKSWait),
-			client:          &http.Client{Timeout: jwksBackgroundTimeout},
-		}
-		if settings.refresh < 0 || settings.refetchInterval < 0 || settings.wait < 0 {
-			return nil, fmt.Errorf("jwt jwks_refresh, jwks_refetch_interval, jwks_wait: must be positive")
-		}
-		urls := make([]string, len(cfg.JWKS))
-		for i, u := range cfg.JWKS {
-			urls[i] = repl(u)
-		}
-		var err error
-		if v.jwks, err = newKeySets(env.Ctx, urls, settings, env.Logger, env.Observer, v.keysChanged); err != nil {
-			return nil, fmt.Errorf("jwt %v", err)
-		}
-	}
-
-	opts := []jwt.ParserOption{
-		jwt.WithValidMethods(slices.Clone(cfg.Algorithms)),
-		jwt.WithExpirationRequired(),
-		jwt.WithIssuedAt(),
-		jwt.WithLeeway(leeway),
-		jwt.WithTimeFunc(env.Now),
-	}
-	if len(cfg.Audiences) > 0 {
-		opts = append(opts, jwt.WithAudience(cfg.Audiences...))
-	}
-	v.parser = jwt.NewParser(opts...)
 	return v, nil
 }
 
@@ -230,32 +177,13 @@ func (v *Verifier) keysChanged() {
 	}
 }
 
-// keyFor is golang-jwt's key function: for a token with a kid, the key of
-// that kid from the key sets, if the type of that key fits the algorithm;
-// otherwise the static keys for the token's algorithm. The parser has
-// already refused algorithms outside the allow-list.
-func (v *Verifier) keyFor(ctx context.Context, t *jwt.Token) (any, error) {
-	alg := t.Method.Alg()
-	kind := algorithms[alg]
-	if kid, _ := t.Header["kid"].(string); kid != "" && kind != keyHMAC && v.jwks != nil {
-		if key, err := v.jwks.key(ctx, t); err == nil {
-			if k, err := classifyKey(key); err != nil || k.kind != kind {
-				return nil, errKeyTypeMismatch
-			}
-			return key, nil
-		}
-	}
-	if k, ok := v.keysByAlg[alg]; ok {
-		return k, nil
-	}
-	return nil, errNoKey
-}
-
-// Verify checks the request's bearer token, then the claim requirements, and
-// returns what the token says. The error's detail says why a token failed,
-// never what it held.
+// Verify takes the request's token from its sources, checks it with the
+// provider it belongs to, then that provider's claim requirements, and
+// returns what the token says. A token taken from the query is removed from
+// the request's URL whatever the outcome. The error's detail says why a token
+// failed, never what it held.
 func (v *Verifier) Verify(r *http.Request) (*Identity, *Error) {
-	raw, e := bearerToken(r)
+	raw, e := v.token(r)
 	if e != nil {
 		return nil, e
 	}
@@ -263,14 +191,15 @@ func (v *Verifier) Verify(r *http.Request) (*Identity, *Error) {
 	if e != nil {
 		return nil, e
 	}
-	if e := checkRules(v.rules, id); e != nil {
+	if e := checkRules(id.provider.rules, id); e != nil {
 		return nil, e
 	}
 	return id, nil
 }
 
 // identify verifies a token, or finds it in the cache of tokens that
-// verified. A cached token is still held to its exp and nbf.
+// verified. A cached token is still held to its exp and nbf, with the
+// leeway of the provider that verified it.
 func (v *Verifier) identify(ctx context.Context, raw string) (*Identity, *Error) {
 	var key [sha256.Size]byte
 	var generation uint64
@@ -281,41 +210,84 @@ func (v *Verifier) identify(ctx context.Context, raw string) (*Identity, *Error)
 		id, ok := v.cache.get(&key, now)
 		v.observer.CacheLookup(ok)
 		if ok {
-			if !now.Before(id.Expires.Add(v.leeway)) {
+			leeway := id.provider.leeway
+			if !now.Before(id.Expires.Add(leeway)) {
 				return nil, Invalid("expired", "the token has expired")
 			}
-			if !id.NotBefore.IsZero() && now.Before(id.NotBefore.Add(-v.leeway)) {
+			if !id.NotBefore.IsZero() && now.Before(id.NotBefore.Add(-leeway)) {
 				return nil, Invalid("not_yet_valid", "the token is not valid yet")
 			}
 			return id, nil
 		}
 	}
-	claims := jwt.MapClaims{}
-	var critical bool
-	keyFor := func(t *jwt.Token) (any, error) {
-		// RFC 7515 §4.1.11: a token that lists extensions its reader
-		// must understand is refused; this module understands none.
-		if _, critical = t.Header["crit"]; critical {
-			return nil, errCritical
-		}
-		return v.keyFor(ctx, t)
+	p, e := v.providerOf(raw)
+	if e != nil {
+		return nil, e
 	}
-	if _, err := v.parser.ParseWithClaims(raw, claims, keyFor); err != nil {
-		if critical {
-			return nil, Invalid("critical_header", "the token names critical header extensions (crit), which are not understood")
-		}
-		return nil, tokenFailure(err)
+	id, e := p.verify(ctx, raw)
+	if e != nil {
+		return nil, e
 	}
-	if len(v.issuers) > 0 {
-		iss, _ := claims.GetIssuer()
-		if !slices.Contains(v.issuers, iss) {
-			return nil, Invalid("issuer", "the token's issuer is not accepted")
-		}
-	}
-	id := newIdentity(claims)
-	if v.cache != nil {
+	if v.cache != nil && p.cacheSize > 0 {
 		now := v.now()
-		v.cache.put(&key, id, id.Expires.Add(v.leeway), now, generation)
+		notAfter := id.Expires.Add(p.leeway)
+		if end := now.Add(p.cacheTTL); end.Before(notAfter) {
+			notAfter = end
+		}
+		v.cache.put(&key, id, notAfter, now, generation)
 	}
 	return id, nil
+}
+
+// providerOf matches a token to its provider: the only one, or the one
+// that lists the iss of its unverified payload, or for a token without iss
+// the one that lists no issuer.
+func (v *Verifier) providerOf(raw string) (*provider, *Error) {
+	if len(v.providers) == 1 {
+		return v.providers[0], nil
+	}
+	iss, present, ok := unverifiedIssuer(raw)
+	if !ok {
+		return nil, Invalid("malformed", "the token is malformed")
+	}
+	p := v.noIssuer
+	if present {
+		p = v.byIssuer[iss]
+	}
+	if p == nil {
+		return nil, Invalid("issuer", "the token's issuer is not accepted")
+	}
+	return p, nil
+}
+
+// unverifiedIssuer reads iss from the token's payload without checking
+// anything else: only to choose the provider that will. ok is false for a
+// payload that is not base64url JSON, or an iss that is not a string.
+func unverifiedIssuer(raw string) (iss string, present, ok bool) {
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		return "", false, false
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return "", false, false
+	}
+	var claims struct {
+		Issuer *string `json:"iss"`
+	}
+	if json.Unmarshal(payload, &claims) != nil {
+		return "", false, false
+	}
+	if claims.Issuer == nil {
+		return "", false, true
+	}
+	return *claims.Issuer, true, true
+}
+
+// providerField names the provider in log lines, when it has a name.
+func providerField(name string) []zap.Field {
+	if name == "" {
+		return nil
+	}
+	return []zap.Field{zap.String("provider", name)}
 }
