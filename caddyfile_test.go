@@ -198,6 +198,7 @@ http://localhost:9080 {
 		"unknown mode":       {"mode proxy\njwt {\n alg HS256\n secret {env.OWNID_TEST_SECRET}\n}", `mode: unknown mode \"proxy\"`},
 		"unknown validation": {"validate_responses strict\njwt {\n alg HS256\n secret {env.OWNID_TEST_SECRET}\n}", `validate_responses: unknown value \"strict\"`},
 		"undescribed value":  {"undescribed maybe\njwt {\n alg HS256\n secret {env.OWNID_TEST_SECRET}\n}", `undescribed: unknown value \"maybe\"`},
+		"unusable scheme":    {"mode forward\nspec testdata/specs/scoped.yaml\njwt {\n alg HS256\n secret {env.OWNID_TEST_SECRET}\n}", `security scheme \"Key\" is of type apiKey`},
 		"bad app":            {"apps my-app /\njwt {\n alg HS256\n secret {env.OWNID_TEST_SECRET}\n}", `apps: \"/\" is not an app name`},
 		"plain http jwks":    {"jwt {\n alg RS256\n jwks http://issuer.example/jwks\n}", "jwt jwks: http://issuer.example/jwks: plain http is only allowed to a loopback host"},
 	}

@@ -1,0 +1,100 @@
+package ownidsessions
+
+import (
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// TestSecurityFromTheDocument: each operation's security is held to the
+// token in forward mode: public, the document's default, one scheme with
+// scopes, two alternatives (OR), two schemes together (AND), and a scheme
+// left to another handler.
+func TestSecurityFromTheDocument(t *testing.T) {
+	be := newBackend(t)
+	tc := caddytest.NewTester(t)
+	tc.InitServer(forwardConfig(be.URL, "off", "spec testdata/specs/scoped.yaml\n\t\tignore_scheme Key"), "caddyfile")
+	tokens := map[string]string{
+		"none":       "",
+		"no scopes":  tokenFor(t, "scopes"),
+		"read":       tokenWith(t, "scopes", jwt.MapClaims{"scope": "read"}),
+		"read write": tokenWith(t, "scopes", jwt.MapClaims{"scope": "write read"}),
+		"admin":      tokenWith(t, "scopes", jwt.MapClaims{"scope": "admin"}),
+		"scp array":  tokenWith(t, "scopes", jwt.MapClaims{"scp": []any{"read", "profile"}}),
+		"scp string": tokenWith(t, "scopes", jwt.MapClaims{"scp": "profile read"}),
+	}
+	const noToken = `Bearer realm="ownid_sessions"`
+	scope := func(s string) string {
+		return `Bearer realm="ownid_sessions", error="insufficient_scope", scope="` + s + `"`
+	}
+	// want: status, and the challenge for 401 and 403.
+	type want struct {
+		status    int
+		challenge string
+	}
+	ok := want{200, ""}
+	cases := map[string]map[string]want{
+		"/public":  {"none": ok, "no scopes": ok, "read": ok},
+		"/default": {"none": {401, noToken}, "no scopes": ok, "read": ok},
+		"/read":    {"none": {401, noToken}, "no scopes": {403, scope("read")}, "read": ok, "admin": {403, scope("read")}, "scp array": ok, "scp string": ok},
+		"/either":  {"none": {401, noToken}, "read": {403, scope("admin")}, "read write": ok, "admin": ok},
+		"/both":    {"read": {403, scope("read profile")}, "scp array": ok, "scp string": ok},
+		"/keyed":   {"read": {403, scope("write")}, "read write": ok},
+	}
+	for path, byToken := range cases {
+		for name, w := range byToken {
+			before := be.count()
+			r := call(t, tc, request{method: "GET", path: path, token: tokens[name], unchecked: true})
+			if r.status != w.status {
+				t.Errorf("GET %s with %s: %d %s, want %d", path, name, r.status, r.body, w.status)
+				continue
+			}
+			if got := r.header.Get("WWW-Authenticate"); w.status >= 400 && got != w.challenge {
+				t.Errorf("GET %s with %s: WWW-Authenticate %q, want %q", path, name, got, w.challenge)
+			}
+			if w.status == 403 {
+				if p := r.problem(t); p.Type != kindInsufficientScope.typeURI() {
+					t.Errorf("GET %s with %s: type %s", path, name, p.Type)
+				}
+			}
+			if reached := be.count() > before; reached != (w.status == 200) {
+				t.Errorf("GET %s with %s: reached the backend: %v", path, name, reached)
+			}
+		}
+	}
+}
+
+// TestSecurityServeMode: the same rules in serve mode, on a session
+// contract whose list needs sessions:read (or admin) and whose create needs
+// sessions:write with the bearer scheme.
+func TestSecurityServeMode(t *testing.T) {
+	tc := caddytest.NewTester(t)
+	tc.InitServer(siteConfig("grace_period 1ns", `
+		spec testdata/specs/scoped-sessions.yaml
+		store memory scoped-test
+		jwt {
+			alg HS256
+			secret {env.OWNID_TEST_SECRET}
+		}`), "caddyfile")
+	writer := tokenWith(t, "scoped", jwt.MapClaims{"scope": "sessions:write"})
+	reader := tokenWith(t, "scoped", jwt.MapClaims{"scope": "sessions:read"})
+	admin := tokenWith(t, "scoped", jwt.MapClaims{"scp": []any{"admin"}})
+	for _, c := range []struct {
+		name, method, token, body string
+		status                    int
+		challenge                 string
+	}{
+		{"create without the scope", "POST", reader, `{"payload":{}}`, 403, `Bearer realm="ownid_sessions", error="insufficient_scope", scope="sessions:write"`},
+		{"create", "POST", writer, `{"payload":{}}`, 201, ""},
+		{"list without the scope", "GET", writer, "", 403, `Bearer realm="ownid_sessions", error="insufficient_scope", scope="sessions:read"`},
+		{"list with sessions:read", "GET", reader, "", 200, ""},
+		{"list as admin", "GET", admin, "", 200, ""},
+		{"list without a token", "GET", "", "", 401, `Bearer realm="ownid_sessions"`},
+	} {
+		r := call(t, tc, request{method: c.method, path: "/app/accounts/sessions", token: c.token, body: c.body, unchecked: true})
+		if r.status != c.status || r.header.Get("WWW-Authenticate") != c.challenge {
+			t.Errorf("%s: %d %q %s, want %d %q", c.name, r.status, r.header.Get("WWW-Authenticate"), r.body, c.status, c.challenge)
+		}
+	}
+}
