@@ -53,7 +53,10 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			cache_size            <entries>
 //			cache_ttl             <duration>
 //		}
+//		scheme          <scheme> <provider...>
 //		ignore_scheme   <scheme...>
+//		preflight       pass | refuse
+//		resource_metadata <resource-uri>
 //		token_from      header [<name>] | cookie <name> | query <name>
 //		app_claim       <claim>
 //		apps            <app...>
@@ -104,6 +107,19 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.MaxSessions, err = countArg(d, sub)
 		case "strict":
 			h.Strict = true
+		case "preflight":
+			h.Preflight, err = oneArg(d)
+		case "resource_metadata":
+			h.ResourceMetadata, err = oneArg(d)
+		case "scheme":
+			args := d.RemainingArgs()
+			if len(args) < 2 {
+				return d.Errf("scheme: takes a scheme name and at least one provider name")
+			}
+			if h.Schemes == nil {
+				h.Schemes = map[string][]string{}
+			}
+			h.Schemes[args[0]] = append(h.Schemes[args[0]], args[1:]...)
 		case "ignore_scheme":
 			h.IgnoreSchemes = append(h.IgnoreSchemes, d.RemainingArgs()...)
 			if len(h.IgnoreSchemes) == 0 {

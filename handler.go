@@ -27,6 +27,9 @@ type Owner = store.Owner
 // problem and records the metrics.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	start := time.Now()
+	if h.metadataPath != "" && r.URL.Path == h.metadataPath {
+		return h.serveMetadata(w, r)
+	}
 	rt, class := h.contract.classify(r.URL.EscapedPath(), r.Method)
 	var p *problem
 	status := 0
@@ -42,6 +45,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	case pathContract:
 		// Hand on exactly the path that was routed and checked.
 		r.URL.Path, r.URL.RawPath = r.URL.EscapedPath(), ""
+		if h.preflight(r) {
+			return next.ServeHTTP(w, r)
+		}
 		var owner Owner
 		var body *requestBody
 		if owner, p = h.authorize(r, rt); p == nil {
@@ -95,11 +101,11 @@ func (h *Handler) authorize(r *http.Request, rt route) (Owner, *problem) {
 	}
 	id, refused := h.verifier.Verify(r)
 	if refused != nil {
-		return owner, tokenProblem(refused)
+		return owner, h.withMetadata(tokenProblem(refused))
 	}
 	if rt.op != nil {
-		if p := authorizeOperation(rt.op.security, id, h.IgnoreSchemes); p != nil {
-			return owner, p
+		if p := h.authorizeOperation(rt.op.security, id); p != nil {
+			return owner, h.withMetadata(p)
 		}
 	}
 	if h.Mode == ModeServe {

@@ -54,6 +54,12 @@ const (
 	UndescribedRefuse = "refuse"
 )
 
+// What preflight does with a CORS preflight request on a contract path.
+const (
+	PreflightPass   = "pass"
+	PreflightRefuse = "refuse"
+)
+
 // Modes of operation.
 const (
 	ModeServe   = "serve"
@@ -132,6 +138,26 @@ type Handler struct {
 	// more gets 429. Default: 100.
 	MaxSessions int `json:"max_sessions,omitempty"`
 
+	// Binds a security scheme of the document to token providers (by
+	// name): a requirement naming the scheme holds only for a token one of
+	// them verified. Default: every provider satisfies every JWT scheme.
+	Schemes map[string][]string `json:"scheme,omitempty"`
+
+	// CORS preflight requests (OPTIONS with Origin and
+	// Access-Control-Request-Method) on the document's paths: "pass" hands
+	// them to the next handler (Caddy's header directive or a CORS plugin
+	// answers them) with no token check; "refuse" answers 405. Default:
+	// "pass".
+	Preflight string `json:"preflight,omitempty"`
+
+	// The resource identifier (RFC 9728) of the API this handler guards,
+	// e.g. "https://api.example.com". When set, the module answers GET
+	// /.well-known/oauth-protected-resource (followed by the identifier's
+	// path, if any) with the resource, its authorization servers (the
+	// providers' issuers) and the scopes the document uses, and every 401
+	// challenge carries resource_metadata="<that URL>".
+	ResourceMetadata string `json:"resource_metadata,omitempty"`
+
 	// Security schemes of the document that a bearer JWT cannot satisfy
 	// (apiKey, http basic, mutualTLS) and that another handler checks:
 	// requirements naming them count them as held. Without this, a
@@ -166,9 +192,13 @@ type Handler struct {
 
 	verifier *jwtauth.Verifier
 	contract *contract
-	store    store.Store
-	logger   *zap.Logger
-	now      func() time.Time
+	// The RFC 9728 metadata, when resource_metadata is set: the path it is
+	// served at, the URL 401 challenges name, and the document.
+	metadataPath, metadataURL string
+	metadataBody              []byte
+	store                     store.Store
+	logger                    *zap.Logger
+	now                       func() time.Time
 }
 
 // CaddyModule returns the Caddy module information.
@@ -241,6 +271,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.contract.checkSchemes(h.IgnoreSchemes); err != nil {
 		return err
 	}
+	if err := h.checkBindings(providers); err != nil {
+		return err
+	}
+	if err := h.provisionMetadata(providers); err != nil {
+		return err
+	}
 	if len(h.IgnoreSchemes) > 0 {
 		h.logger.Info("security schemes left to other handlers", zap.Strings("ignore_scheme", h.IgnoreSchemes))
 	}
@@ -291,6 +327,12 @@ func (h *Handler) checkLimits() error {
 	case ResponsesOff, ResponsesReport, ResponsesEnforce:
 	default:
 		return fmt.Errorf("validate_responses: unknown value %q (want off, report or enforce)", h.ValidateResponses)
+	}
+	if h.Preflight == "" {
+		h.Preflight = PreflightPass
+	}
+	if h.Preflight != PreflightPass && h.Preflight != PreflightRefuse {
+		return fmt.Errorf("preflight: unknown value %q (want pass or refuse)", h.Preflight)
 	}
 	switch h.Undescribed {
 	case UndescribedPass, UndescribedRefuse:

@@ -115,19 +115,25 @@ func schemeType(s *v3.SecurityScheme) string {
 
 // authorizeOperation holds a verified token to the operation's security.
 // A scheme the operator ignores counts as held (another handler checks
-// it). It answers 403 insufficient_scope, naming the scopes of the first
-// requirement the token fails only for scopes.
-func authorizeOperation(sec operationSecurity, id *jwtauth.Identity, ignored []string) *problem {
+// it); a scheme bound to providers holds only for a token one of them
+// verified. It answers 403 insufficient_scope naming the scopes of the
+// first requirement the token fails only for scopes, and 401 when no
+// requirement accepts the token's provider.
+func (h *Handler) authorizeOperation(sec operationSecurity, id *jwtauth.Identity) *problem {
 	if sec.public || len(sec.requirements) == 0 {
 		return nil
 	}
 	var needed []string
 	for _, req := range sec.requirements {
 		var all []string
-		held := true
+		held, providerOK := true, true
 		for _, need := range req {
-			if slices.Contains(ignored, need.scheme) {
+			if slices.Contains(h.IgnoreSchemes, need.scheme) {
 				continue
+			}
+			if bound, ok := h.Schemes[need.scheme]; ok && !slices.Contains(bound, id.Provider) {
+				providerOK = false
+				break
 			}
 			all = append(all, need.scopes...)
 			for _, s := range need.scopes {
@@ -136,18 +142,41 @@ func authorizeOperation(sec operationSecurity, id *jwtauth.Identity, ignored []s
 				}
 			}
 		}
-		if held {
+		if held && providerOK {
 			return nil
 		}
-		if needed == nil {
+		if providerOK && needed == nil {
 			needed = all
 		}
+	}
+	if needed == nil {
+		return tokenProblem(jwtauth.Invalid("provider", "the token's provider does not satisfy this operation's security"))
 	}
 	scopes := strings.Join(needed, " ")
 	p := newProblem(kindInsufficientScope, "the operation needs the scopes: "+scopes)
 	p.withHeader("WWW-Authenticate", `Bearer realm="`+realm+`", error="insufficient_scope", scope="`+scopes+`"`)
 	p.reason = "insufficient_scope"
 	return p
+}
+
+// checkBindings checks each scheme binding against the document and the
+// providers' names.
+func (h *Handler) checkBindings(providers []*jwtauth.Config) error {
+	for scheme, names := range h.Schemes {
+		s, ok := h.contract.schemes[scheme]
+		if !ok {
+			return fmt.Errorf("scheme: %q is not a security scheme of the document", scheme)
+		}
+		if !jwtScheme(s) {
+			return fmt.Errorf("scheme: %q is of type %s, which a bearer JWT cannot satisfy", scheme, schemeType(s))
+		}
+		for _, name := range names {
+			if !slices.ContainsFunc(providers, func(p *jwtauth.Config) bool { return p.Name == name }) {
+				return fmt.Errorf("scheme %s: no token provider is named %q", scheme, name)
+			}
+		}
+	}
+	return nil
 }
 
 // grantsScope says whether the token grants scope: its scope claim
@@ -167,6 +196,12 @@ func grantsScope(id *jwtauth.Identity, scope string) bool {
 		}
 	}
 	return false
+}
+
+// preflight says whether r is a CORS preflight request to hand on.
+func (h *Handler) preflight(r *http.Request) bool {
+	return h.Preflight == PreflightPass && r.Method == http.MethodOptions &&
+		r.Header.Get("Origin") != "" && r.Header.Get("Access-Control-Request-Method") != ""
 }
 
 // publicWithoutToken says whether a request may go on without a token:

@@ -1,6 +1,8 @@
 package ownidsessions
 
 import (
+	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2/caddytest"
@@ -96,5 +98,101 @@ func TestSecurityServeMode(t *testing.T) {
 		if r.status != c.status || r.header.Get("WWW-Authenticate") != c.challenge {
 			t.Errorf("%s: %d %q %s, want %d %q", c.name, r.status, r.header.Get("WWW-Authenticate"), r.body, c.status, c.challenge)
 		}
+	}
+}
+
+// TestSchemeBinding: a scheme bound to a provider holds only for tokens
+// that provider verified; two providers with the same secret stay apart.
+func TestSchemeBinding(t *testing.T) {
+	t.Setenv("OWNID_TEST_SECRET_B", "another-test-secret-0123456789abcdef")
+	be := newBackend(t)
+	tc := caddytest.NewTester(t)
+	tc.InitServer(strings.Replace(forwardConfig(be.URL, "off", `spec testdata/specs/scoped.yaml
+		ignore_scheme Key
+		scheme OAuth corp
+		jwt partner {
+			alg HS256
+			secret {env.OWNID_TEST_SECRET_B}
+			issuer https://partner.example
+		}`), "jwt {", "jwt corp {\n\t\t\tissuer https://corp.example", 1), "caddyfile")
+	corp := tokenWith(t, "u", jwt.MapClaims{"iss": "https://corp.example", "scope": "read"})
+	partnerClaims := claimsFor("u")
+	partnerClaims["iss"], partnerClaims["scope"] = "https://partner.example", "read"
+	partner := signWith(t, "HS256", []byte("another-test-secret-0123456789abcdef"), partnerClaims)
+	if r := call(t, tc, request{method: "GET", path: "/read", token: corp, unchecked: true}); r.status != 200 {
+		t.Errorf("corp token on a scheme bound to corp: %d %s", r.status, r.body)
+	}
+	r := call(t, tc, request{method: "GET", path: "/read", token: partner, unchecked: true})
+	if r.status != 401 || r.header.Get("WWW-Authenticate") != `Bearer realm="ownid_sessions", error="invalid_token"` {
+		t.Errorf("partner token on a scheme bound to corp: %d %q %s", r.status, r.header.Get("WWW-Authenticate"), r.body)
+	}
+	// The default scheme (Bearer) is not bound: both providers satisfy it.
+	if r := call(t, tc, request{method: "GET", path: "/default", token: partner, unchecked: true}); r.status != 200 {
+		t.Errorf("partner token on an unbound scheme: %d %s", r.status, r.body)
+	}
+}
+
+// TestPreflight: a CORS preflight on a contract path goes to the next
+// handler without a token under preflight pass (the default), and is a
+// 405 under preflight refuse.
+func TestPreflight(t *testing.T) {
+	be := newBackend(t)
+	tc := caddytest.NewTester(t)
+	preflight := map[string]string{"Origin": "https://app.example", "Access-Control-Request-Method": "PUT"}
+	for _, c := range []struct {
+		extra  string
+		header map[string]string
+		status int
+		passed bool
+	}{
+		{"", preflight, 200, true},
+		{"preflight pass", preflight, 200, true},
+		{"", map[string]string{"Origin": "https://app.example"}, 405, false}, // not a preflight
+		{"preflight refuse", preflight, 405, false},
+	} {
+		tc.InitServer(forwardConfig(be.URL, "off", c.extra), "caddyfile")
+		before := be.count()
+		// The token is there so that a refused preflight meets the method
+		// check (a missing token is refused first); a passed one never
+		// looks at it.
+		r := call(t, tc, request{method: "OPTIONS", path: "/app/accounts/sessions/s1", token: tokenFor(t, "cors"), header: c.header, unchecked: true})
+		if r.status != c.status || (be.count() > before) != c.passed {
+			t.Errorf("%q %v: %d, reached the backend %v", c.extra, c.header, r.status, be.count() > before)
+		}
+	}
+	tc.InitServer(forwardConfig(be.URL, "off", ""), "caddyfile")
+	before := be.count()
+	if r := call(t, tc, request{method: "OPTIONS", path: "/app/accounts/sessions", header: preflight, unchecked: true}); r.status != 200 || be.count() != before+1 {
+		t.Errorf("preflight without a token: %d, reached the backend %v", r.status, be.count() > before)
+	}
+}
+
+// TestResourceMetadata: the RFC 9728 document is served, and every 401
+// challenge points at it.
+func TestResourceMetadata(t *testing.T) {
+	tc := caddytest.NewTester(t)
+	tc.InitServer(siteConfig("grace_period 1ns", `
+		spec testdata/specs/scoped-sessions.yaml
+		resource_metadata https://api.example.com/sessions
+		jwt {
+			alg HS256
+			secret {env.OWNID_TEST_SECRET}
+			issuer https://login.example.com
+		}`), "caddyfile")
+	r := call(t, tc, request{method: "GET", path: "/.well-known/oauth-protected-resource/sessions"})
+	var doc resourceMetadata
+	r.json(t, &doc)
+	if r.status != 200 || doc.Resource != "https://api.example.com/sessions" ||
+		!reflect.DeepEqual(doc.AuthorizationServers, []string{"https://login.example.com"}) ||
+		!reflect.DeepEqual(doc.ScopesSupported, []string{"admin", "sessions:read", "sessions:write"}) {
+		t.Fatalf("metadata: %d %s", r.status, r.body)
+	}
+	want := `Bearer realm="ownid_sessions", resource_metadata="https://api.example.com/.well-known/oauth-protected-resource/sessions"`
+	if r := call(t, tc, request{method: "GET", path: "/app/accounts/sessions", unchecked: true}); r.status != 401 || r.header.Get("WWW-Authenticate") != want {
+		t.Errorf("401 without a token: %d %q", r.status, r.header.Get("WWW-Authenticate"))
+	}
+	bad := `Bearer realm="ownid_sessions", error="invalid_token", resource_metadata="https://api.example.com/.well-known/oauth-protected-resource/sessions"`
+	if r := call(t, tc, request{method: "GET", path: "/app/accounts/sessions", token: "not.a.token", unchecked: true}); r.status != 401 || r.header.Get("WWW-Authenticate") != bad {
+		t.Errorf("401 with a bad token: %d %q", r.status, r.header.Get("WWW-Authenticate"))
 	}
 }
