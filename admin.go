@@ -69,6 +69,7 @@ type handlerStatus struct {
 }
 
 type jwksStatus struct {
+	Provider  string `json:"provider,omitempty"`
 	URL       string `json:"url"`
 	Loaded    bool   `json:"loaded"`
 	Keys      int64  `json:"keys"`
@@ -109,7 +110,7 @@ func (h *Handler) status() handlerStatus {
 	}
 	st.Store = describe(h.store)
 	for _, set := range h.verifier.JWKS() {
-		js := jwksStatus{URL: set.URL, Loaded: set.Loaded, Keys: set.Keys, LastError: set.LastError}
+		js := jwksStatus{Provider: set.Provider, URL: set.URL, Loaded: set.Loaded, Keys: set.Keys, LastError: set.LastError}
 		if !set.LastFetch.IsZero() {
 			js.LastFetch = set.LastFetch.UTC().Format(time.RFC3339)
 		}

@@ -99,6 +99,15 @@ func TestSecurityServeMode(t *testing.T) {
 			t.Errorf("%s: %d %q %s, want %d %q", c.name, r.status, r.header.Get("WWW-Authenticate"), r.body, c.status, c.challenge)
 		}
 	}
+	// getSession is public in this document: no scope is needed, but serve
+	// mode still needs a token to know whose session it is.
+	s, _ := create(t, tc, "/app", writer, `{"payload":{}}`)
+	if r := call(t, tc, request{method: "GET", path: "/app/accounts/sessions/" + s.ID, token: tokenFor(t, "scoped"), unchecked: true}); r.status != 200 {
+		t.Errorf("public get with a token without scopes: %d %s", r.status, r.body)
+	}
+	if r := call(t, tc, request{method: "GET", path: "/app/accounts/sessions/" + s.ID, unchecked: true}); r.status != 401 {
+		t.Errorf("public get without a token in serve mode: %d, want 401", r.status)
+	}
 }
 
 // TestSchemeBinding: a scheme bound to a provider holds only for tokens
