@@ -96,11 +96,11 @@ func (h *Handler) authorize(r *http.Request, rt route) (Owner, *problem) {
 	if p := checkApp(rt.app); p != nil {
 		return owner, p
 	}
-	if h.publicWithoutToken(rt, r) {
-		return owner, nil
-	}
 	id, refused := h.verifier.Verify(r)
 	if refused != nil {
+		if !refused.TokenSent && h.publicOperation(rt) {
+			return owner, nil // a token that is sent is still verified
+		}
 		return owner, h.withMetadata(tokenProblem(refused))
 	}
 	if rt.op != nil {

@@ -204,9 +204,9 @@ func (h *Handler) preflight(r *http.Request) bool {
 		r.Header.Get("Origin") != "" && r.Header.Get("Access-Control-Request-Method") != ""
 }
 
-// publicWithoutToken says whether a request may go on without a token:
-// the operation is public, and no account is needed to serve it (forward
-// mode; serve mode names the account from the token).
-func (h *Handler) publicWithoutToken(rt route, r *http.Request) bool {
-	return h.Mode == ModeForward && rt.op != nil && rt.op.security.public && r.Header.Get("Authorization") == ""
+// publicOperation says whether a request may go on without a token: the
+// operation is public, and no account is needed to serve it (forward mode;
+// serve mode names the account from the token).
+func (h *Handler) publicOperation(rt route) bool {
+	return h.Mode == ModeForward && rt.op != nil && rt.op.security.public
 }

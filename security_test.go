@@ -205,3 +205,24 @@ func TestResourceMetadata(t *testing.T) {
 		t.Errorf("401 with a bad token: %d %q", r.status, r.header.Get("WWW-Authenticate"))
 	}
 }
+
+// TestPublicOperationStripsQueryToken: on a public operation a query token
+// is still verified when sent, and never goes on to the backend.
+func TestPublicOperationStripsQueryToken(t *testing.T) {
+	be := newBackend(t)
+	tc := caddytest.NewTester(t)
+	tc.InitServer(forwardConfig(be.URL, "off", "spec testdata/specs/scoped.yaml\n\t\tignore_scheme Key\n\t\ttoken_from query access_token"), "caddyfile")
+	tok := tokenFor(t, "public")
+	if r := call(t, tc, request{method: "GET", path: "/public?access_token=" + tok + "&x=1", unchecked: true}); r.status != 200 {
+		t.Fatalf("public with a query token: %d %s", r.status, r.body)
+	}
+	if got := be.last(); got.query != "x=1" {
+		t.Errorf("the backend saw the query %q", got.query)
+	}
+	if r := call(t, tc, request{method: "GET", path: "/public?access_token=forged", unchecked: true}); r.status != 401 {
+		t.Errorf("public with a forged query token: %d, want 401", r.status)
+	}
+	if r := call(t, tc, request{method: "GET", path: "/public", unchecked: true}); r.status != 200 {
+		t.Errorf("public without a token: %d", r.status)
+	}
+}
