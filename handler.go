@@ -10,9 +10,9 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"github.com/ownid-sessions/caddy-ownid-sessions/internal/jwtauth"
 	"go.uber.org/zap"
 
+	"github.com/ownid-sessions/caddy-ownid-sessions/internal/jwtauth"
 	"github.com/ownid-sessions/caddy-ownid-sessions/store"
 )
 
@@ -199,7 +199,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rt route, owner 
 		w.WriteHeader(http.StatusNoContent)
 		return http.StatusNoContent, nil
 	}
-	// checkMethod let through a method the contract declares but this
+	// checkRequest let through a method the contract declares but this
 	// module does not implement: only possible with an edited contract.
 	return 0, newProblem(kindMethodNotAllowed, r.Method+" is not served on this path").
 		withHeader("Allow", rt.info.allow)
