@@ -161,6 +161,18 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rt route, owner 
 		w.Header().Set("Location", r.URL.Path+"/"+s.ID)
 		return writeJSON(w, http.StatusCreated, s.ETag(), appendSession(nil, &s))
 
+	case rt.template == collectionPath && r.Method == http.MethodDelete:
+		// The contract checked except: a session id, when present.
+		n, err := h.store.DeleteAll(ctx, owner, r.URL.Query().Get("except"), now)
+		if err != nil {
+			return 0, h.storeProblem(err)
+		}
+		hdr := w.Header()
+		hdr.Set("Sessions-Deleted", strconv.Itoa(n))
+		hdr.Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusNoContent)
+		return http.StatusNoContent, nil
+
 	case rt.template == collectionPath: // GET
 		sessions, err := h.store.List(ctx, owner, now)
 		if err != nil {

@@ -52,10 +52,10 @@ func TestServeModeRejections(t *testing.T) {
 		{name: "alg confusion", rq: request{method: "GET", path: coll, token: rsaPEM}, status: 401, kind: kindInvalidToken},
 		{name: "alg not allowed", rq: request{method: "GET", path: coll, token: hs384}, status: 401, kind: kindInvalidToken},
 
-		{name: "options", rq: request{method: "OPTIONS", path: coll, token: frank}, status: 405, kind: kindMethodNotAllowed, allow: "GET, POST"},
+		{name: "options", rq: request{method: "OPTIONS", path: coll, token: frank}, status: 405, kind: kindMethodNotAllowed, allow: "DELETE, GET, POST"},
 		{name: "trace", rq: request{method: "TRACE", path: item, token: frank}, status: 405, kind: kindMethodNotAllowed, allow: "DELETE, GET, PUT"},
 		{name: "patch", rq: request{method: "PATCH", path: item, token: frank, body: `{}`}, status: 405, kind: kindMethodNotAllowed, allow: "DELETE, GET, PUT"},
-		{name: "delete collection", rq: request{method: "DELETE", path: coll, token: frank}, status: 405, kind: kindMethodNotAllowed, allow: "GET, POST"},
+		{name: "patch collection", rq: request{method: "PATCH", path: coll, token: frank}, status: 405, kind: kindMethodNotAllowed, allow: "DELETE, GET, POST"},
 
 		{name: "bad session id", rq: request{method: "GET", path: "/r/accounts/sessions/" + strings.Repeat("a", 129), token: frank}, status: 400, kind: kindInvalidSessionID, errorsAt: "sessionId"},
 		{name: "escaped session id", rq: request{method: "GET", path: "/r/accounts/sessions/bad%21id", token: frank}, status: 400, kind: kindInvalidRequest, errorsAt: "path"},

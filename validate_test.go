@@ -23,7 +23,7 @@ func TestEmbeddedContract(t *testing.T) {
 		op, ok := c.paths[template].ops[method]
 		return ok && op.hasBody && len(op.bodyTypes) == 1 && op.bodyTypes[0] == "application/json"
 	}
-	if a := c.paths[collectionPath]; a.allow != "GET, POST" || !declares(collectionPath, "POST") || declares(collectionPath, "GET") {
+	if a := c.paths[collectionPath]; a.allow != "DELETE, GET, POST" || !declares(collectionPath, "POST") || declares(collectionPath, "GET") {
 		t.Errorf("collection: %+v", a)
 	}
 	if a := c.paths[itemPath]; a.allow != "DELETE, GET, PUT" || !declares(itemPath, "PUT") || declares(itemPath, "DELETE") {

@@ -49,6 +49,12 @@ type Store interface {
 
 	// Delete removes one of owner's sessions, with ifMatch as for Update.
 	Delete(ctx context.Context, owner Owner, id string, ifMatch *IfMatch, now time.Time) error
+
+	// DeleteAll removes every live session of owner but except (none when
+	// except is ""), in one step with respect to the other methods: a
+	// concurrent Create lands either before (and is removed) or after
+	// (and stays). It returns how many live sessions it removed.
+	DeleteAll(ctx context.Context, owner Owner, except string, now time.Time) (int, error)
 }
 
 // Errors a Store returns; the handler maps each to its problem. Any other

@@ -234,6 +234,11 @@ func (m *Store) Delete(_ context.Context, owner store.Owner, id string, cond *st
 	return m.table.remove(owner, id, cond, now)
 }
 
+// DeleteAll implements store.Store.
+func (m *Store) DeleteAll(_ context.Context, owner store.Owner, except string, now time.Time) (int, error) {
+	return m.table.removeAll(owner, except, now), nil
+}
+
 // Usage is what the table holds: its sessions (expired ones until swept) and
 // the bytes they count against max_bytes.
 func (m *Store) Usage() store.Usage {

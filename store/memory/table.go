@@ -196,6 +196,30 @@ func (t *sessionTable) remove(owner store.Owner, id string, cond *store.IfMatch,
 	return nil
 }
 
+// removeAll removes every session of owner but except, under the shard's
+// lock, and counts the live ones it removed.
+func (t *sessionTable) removeAll(owner store.Owner, except string, now time.Time) int {
+	sh := t.shard(owner)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	sessions := sh.owners[owner]
+	n := 0
+	for id, s := range sessions {
+		if id == except {
+			continue
+		}
+		if !s.Expired(now) {
+			n++
+		}
+		delete(sessions, id)
+		t.forget(owner, s)
+	}
+	if len(sessions) == 0 {
+		delete(sh.owners, owner)
+	}
+	return n
+}
+
 // sweep removes expired sessions, one shard at a time: no lock is held
 // across shards, so requests go on during a sweep of any size.
 func (t *sessionTable) sweep(now time.Time) (removed int) {

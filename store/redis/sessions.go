@@ -99,6 +99,25 @@ end
 return {'ok', redis.call('HGET', KEYS[1], 'created'), tostring(rev), f[2], redis.call('HGET', KEYS[1], 'payload')}
 `)
 
+// deleteAllScript: every session of one owner but one. KEYS index, all (or
+// ""). ARGV now, the owner's session key prefix, the id kept ("" for none).
+// It returns how many live sessions it removed.
+var deleteAllScript = goredis.NewScript(`
+local now = tonumber(ARGV[1])
+local n = 0
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+	if id ~= ARGV[3] then
+		local key = ARGV[2] .. id
+		local f = redis.call('HMGET', key, 'last', 'timeout')
+		if f[1] and tonumber(f[1]) + tonumber(f[2]) * 1000 > now then n = n + 1 end
+		redis.call('DEL', key)
+		redis.call('ZREM', KEYS[1], id)
+		if KEYS[2] ~= '' then redis.call('ZREM', KEYS[2], key) end
+	end
+end
+return n
+`)
+
 // op bounds one operation by the store's timeout.
 func (s *Store) op(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, time.Duration(s.Timeout))
@@ -268,6 +287,22 @@ func (s *Store) Update(ctx context.Context, owner store.Owner, id string, payloa
 		return store.Session{}, store.ErrNotFound
 	}
 	return sess, nil
+}
+
+// DeleteAll implements store.Store, in one script.
+func (s *Store) DeleteAll(ctx context.Context, owner store.Owner, except string, now time.Time) (int, error) {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	prefix, index := s.ownerKeys(owner)
+	all := ""
+	if s.MaxLiveSessions > 0 {
+		all = s.allKey()
+	}
+	n, err := deleteAllScript.Run(ctx, s.client, []string{index, all}, ms(now), prefix, except).Int()
+	if err != nil {
+		return 0, unavailable(err)
+	}
+	return n, nil
 }
 
 // Delete implements store.Store.

@@ -94,6 +94,22 @@ func (m *mapStore) Update(_ context.Context, owner store.Owner, id string, paylo
 	return s, nil
 }
 
+func (m *mapStore) DeleteAll(_ context.Context, owner store.Owner, except string, now time.Time) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for id, s := range m.sessions[owner] {
+		if id == except {
+			continue
+		}
+		if !s.Expired(now) {
+			n++
+		}
+		delete(m.sessions[owner], id)
+	}
+	return n, nil
+}
+
 func (m *mapStore) Delete(_ context.Context, owner store.Owner, id string, ifMatch *store.IfMatch, now time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()

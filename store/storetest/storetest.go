@@ -171,6 +171,79 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		}
 	})
 
+	t.Run("delete all", func(t *testing.T) {
+		st := newStore(t)
+		o := store.Owner{App: "/app", Subject: "everywhere"}
+		other := store.Owner{App: "/app", Subject: "someone else"}
+		var ids []string
+		for i := 0; i < 4; i++ {
+			s, err := st.Create(ctx, o, fresh(now, time.Hour), 10, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, s.ID)
+		}
+		short, _ := st.Create(ctx, o, fresh(now, time.Minute), 10, now)
+		theirs, _ := st.Create(ctx, other, fresh(now, time.Hour), 10, now)
+		later := now.Add(2 * time.Minute) // short has expired: not counted
+		n, err := st.DeleteAll(ctx, o, ids[0], later)
+		if err != nil || n != 3 {
+			t.Fatalf("delete all but one: %d, %v; want 3", n, err)
+		}
+		if list, _ := st.List(ctx, o, later); len(list) != 1 || list[0].ID != ids[0] {
+			t.Fatalf("left: %+v", list)
+		}
+		if _, err := st.Get(ctx, o, short.ID, now); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("an expired session survived a delete all: %v", err)
+		}
+		if _, err := st.Get(ctx, other, theirs.ID, later); err != nil {
+			t.Fatalf("another account's session went with it: %v", err)
+		}
+		if n, err := st.DeleteAll(ctx, o, "", later); err != nil || n != 1 {
+			t.Fatalf("delete all: %d, %v; want 1", n, err)
+		}
+		if n, err := st.DeleteAll(ctx, o, "", later); err != nil || n != 0 {
+			t.Fatalf("delete all of nothing: %d, %v", n, err)
+		}
+	})
+
+	t.Run("delete all under concurrent creates", func(t *testing.T) {
+		st := newStore(t)
+		o := store.Owner{App: "/app", Subject: "busy"}
+		var created, deleted atomic.Int64
+		var wg sync.WaitGroup
+		for w := 0; w < 4; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < 25; i++ {
+					if _, err := st.Create(ctx, o, fresh(now, time.Hour), 1000, now); err != nil {
+						t.Error(err)
+						return
+					}
+					created.Add(1)
+				}
+			}()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 10; i++ {
+				n, err := st.DeleteAll(ctx, o, "", now)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				deleted.Add(int64(n))
+			}
+		}()
+		wg.Wait()
+		list, _ := st.List(ctx, o, now)
+		if created.Load() != deleted.Load()+int64(len(list)) {
+			t.Fatalf("created %d, deleted %d, left %d: the counts do not add up", created.Load(), deleted.Load(), len(list))
+		}
+	})
+
 	t.Run("concurrent if-match", func(t *testing.T) {
 		st := newStore(t)
 		o := store.Owner{Subject: "race"}
