@@ -1,11 +1,10 @@
 package ownidsessions
 
 import (
+	"bytes"
 	"strings"
 	"unicode"
 	"unicode/utf8"
-
-	"golang.org/x/text/width"
 )
 
 // How a request path is read. A path is spelled one way only: its canonical
@@ -20,7 +19,7 @@ import (
 
 // canonicalPath says whether p is in the one form this module routes and
 // hands on: "/" and unreserved characters (RFC 3986 §2.3) only, every
-// segment non-empty and neither "." nor "..".
+// segment non-empty and not ending with "." (so neither "." nor "..").
 func canonicalPath(p string) bool {
 	if len(p) < 2 || p[0] != '/' {
 		return false
@@ -34,7 +33,9 @@ func canonicalPath(p string) bool {
 			continue
 		}
 		seg := p[segStart:i]
-		if seg == "" || seg == "." || seg == ".." {
+		// A trailing dot is dropped by some readers ("sessions."): not
+		// the one spelling.
+		if seg == "" || seg[len(seg)-1] == '.' {
 			return false
 		}
 		segStart = i + 1
@@ -56,67 +57,89 @@ func unreserved(c byte) bool {
 // (Go, Express); whether a decoded NUL, "?" or "#" ends the path (C
 // strings, a second URL parse) or is a character of it; and whether dot
 // segments are removed (RFC 3986, servlet containers) or taken literally.
-func lenientReadings(escaped string) [8]string {
-	var out [8]string
-	for i := range out {
-		out[i] = lenientReading(escaped, readingChoices{
-			decodedSlashSplits: i&1 != 0,
-			truncates:          i&2 != 0,
-			removesDots:        i&4 != 0,
-		})
+func lenientReadings(escaped string) (readings [8]string, converged bool) {
+	i := 0
+	for _, splits := range []bool{true, false} {
+		decoded, ok := decodeFully([]byte(escaped), splits)
+		if !ok {
+			return readings, false
+		}
+		for _, truncates := range []bool{true, false} {
+			folded := foldRunes(decoded, splits, truncates)
+			for _, removesDots := range []bool{true, false} {
+				readings[i] = normalizeSegments(folded, removesDots)
+				i++
+			}
+		}
 	}
-	return out
-}
-
-// readingChoices are the choices one lenient reading makes.
-type readingChoices struct {
-	decodedSlashSplits, truncates, removesDots bool
+	return readings, true
 }
 
 // inSegmentSlash stands for a decoded "/" or "\" that does not separate
 // segments in a reading.
 const inSegmentSlash = '\x01'
 
-func lenientReading(escaped string, choices readingChoices) string {
-	b := []byte(escaped)
-	// Percent-decoding until nothing decodes: a double encoding
-	// (%252f) is read as what a backend that decodes twice sees. Each
-	// round shrinks the path, so this is linear in its length overall.
-	for round := 0; round < 4; round++ {
+// maxDecodeRounds bounds how often a path is percent-decoded. A path that
+// still holds escapes after that many rounds is refused outright: no
+// backend decodes so often, and each round costs a pass over the path.
+const maxDecodeRounds = 8
+
+// decodeFully percent-decodes until nothing decodes (a double encoding,
+// %252f, is read as what a backend that decodes twice sees), then reads
+// overlong UTF-8 as the ASCII it spells. ok is false when escapes remain
+// after maxDecodeRounds.
+func decodeFully(b []byte, decodedSlashSplits bool) ([]byte, bool) {
+	for round := 0; ; round++ {
 		var changed bool
-		b, changed = percentDecode(b, choices.decodedSlashSplits)
+		b, changed = percentDecode(b, decodedSlashSplits)
 		if !changed {
 			break
 		}
+		if round == maxDecodeRounds {
+			return nil, false
+		}
 	}
-	b = foldOverlong(b)
-	var sb strings.Builder
-	sb.Grow(len(b))
+	return foldOverlong(b), true
+}
+
+// foldRunes reads a decoded path rune by rune: "\" as "/" when decoded
+// slashes split segments, the path ended at a NUL, "?" or "#" when it
+// truncates, tabs, newlines and invisible format characters (soft hyphen,
+// zero-width space) dropped, letters folded to lower-case ASCII.
+func foldRunes(b []byte, decodedSlashSplits, truncates bool) string {
+	out := make([]byte, 0, len(b))
 	for len(b) > 0 {
+		if c := b[0]; c < utf8.RuneSelf {
+			b = b[1:]
+			switch {
+			case c == '\\' && decodedSlashSplits:
+				c = '/'
+			case c == 0 || c == '?' || c == '#':
+				if truncates {
+					return string(out)
+				}
+			case c == '\t' || c == '\n' || c == '\r':
+				continue // URL parsers (WHATWG) drop these
+			case 'A' <= c && c <= 'Z':
+				c += 'a' - 'A'
+			}
+			out = append(out, c)
+			continue
+		}
 		r, size := utf8.DecodeRune(b)
 		b = b[size:]
-		switch {
-		case r == '\\' && choices.decodedSlashSplits:
-			r = '/'
-		case r == 0 || r == '?' || r == '#':
-			if choices.truncates {
-				b = nil
-				continue
-			}
-		case r == '\t' || r == '\n' || r == '\r':
-			continue // URL parsers (WHATWG) drop these
-		case r >= utf8.RuneSelf:
-			r = asciiFold(r)
+		if unicode.Is(unicode.Cf, r) {
+			continue // invisible: soft hyphen, zero-width space, …
 		}
-		sb.WriteRune(unicode.ToLower(r))
+		out = utf8.AppendRune(out, unicode.ToLower(asciiFold(r)))
 	}
-	return normalizeSegments(sb.String(), choices.removesDots)
+	return string(out)
 }
 
 // percentDecode decodes every %XX once. A decoded "/" or "\" becomes
 // inSegmentSlash unless it separates segments in this reading.
 func percentDecode(b []byte, decodedSlashSplits bool) ([]byte, bool) {
-	out := b[:0:0]
+	out := make([]byte, 0, len(b))
 	changed := false
 	for i := 0; i < len(b); i++ {
 		if b[i] == '%' && i+2 < len(b) && isHex(b[i+1]) && isHex(b[i+2]) {
@@ -151,11 +174,17 @@ func unhex(c byte) byte {
 // foldOverlong reads overlong two-byte UTF-8 sequences (0xC0 0xAF for "/")
 // as the ASCII character they spell, as some decoders do.
 func foldOverlong(b []byte) []byte {
-	out := b[:0:0]
+	out := make([]byte, 0, len(b))
 	for i := 0; i < len(b); i++ {
 		if (b[i] == 0xC0 || b[i] == 0xC1) && i+1 < len(b) && b[i+1]&0xC0 == 0x80 {
 			out = append(out, (b[i]&0x1F)<<6|b[i+1]&0x3F)
 			i++
+			continue
+		}
+		// Three bytes spelling an ASCII character: 0xE0 0x80–0x81 …
+		if b[i] == 0xE0 && i+2 < len(b) && (b[i+1] == 0x80 || b[i+1] == 0x81) && b[i+2]&0xC0 == 0x80 {
+			out = append(out, (b[i+1]&0x3F)<<6|b[i+2]&0x3F)
+			i += 2
 			continue
 		}
 		out = append(out, b[i])
@@ -164,45 +193,59 @@ func foldOverlong(b []byte) []byte {
 }
 
 // asciiFold maps a letter that some stack folds to ASCII onto that ASCII
-// letter: fullwidth forms (width folding), and letters whose case mapping
-// or case-folding orbit holds an ASCII letter (U+017F ſ → s, U+0131 ı → i,
-// U+212A Kelvin sign → k). Anything else is left as it is.
+// letter: fullwidth forms (width folding), and the letters whose case
+// mapping or case-folding orbit holds an ASCII letter: U+017F ſ → s,
+// U+0131 ı and U+0130 İ → i, U+212A Kelvin sign → k. Anything else is left
+// as it is. (TestASCIIFoldIsComplete checks this list against Unicode's
+// tables for every rune.)
 func asciiFold(r rune) rune {
-	if folded, _ := utf8.DecodeRuneInString(width.Fold.String(string(r))); folded < utf8.RuneSelf {
-		return folded
-	}
-	for _, c := range []rune{unicode.ToLower(r), unicode.ToUpper(r)} {
-		if c < utf8.RuneSelf {
-			return c
-		}
-	}
-	for c := unicode.SimpleFold(r); c != r; c = unicode.SimpleFold(c) {
-		if c < utf8.RuneSelf {
-			return c
-		}
+	switch {
+	case 0xFF01 <= r && r <= 0xFF5E: // FULLWIDTH EXCLAMATION MARK … TILDE
+		return r - 0xFF01 + '!'
+	case r == 0x3000: // IDEOGRAPHIC SPACE
+		return ' '
+	case r == 0x017F:
+		return 's'
+	case r == 0x0131, r == 0x0130:
+		return 'i'
+	case r == 0x212A:
+		return 'k'
 	}
 	return r
 }
 
 // normalizeSegments gives a path its segments without ";" parameters and
 // empty segments, and without dot segments when removesDots (as RFC 3986
-// §5.2.4 and servlet containers read them).
+// §5.2.4 and servlet containers read them). One pass, one allocation.
 func normalizeSegments(p string, removesDots bool) string {
-	var segs []string
-	for _, seg := range strings.Split(p, "/") {
+	out := make([]byte, 0, len(p)+1) // "/seg" after "/seg"
+	for rest := p; ; {
+		seg, tail, more := strings.Cut(rest, "/")
 		if i := strings.IndexByte(seg, ';'); i >= 0 {
 			seg = seg[:i]
+		}
+		// Windows and suffix-matching frameworks ignore trailing dots and
+		// spaces of a segment ("sessions." is "sessions").
+		if t := strings.TrimRight(seg, ". "); t != "" && seg != "." && seg != ".." {
+			seg = t
 		}
 		switch {
 		case seg == "":
 		case removesDots && seg == ".":
 		case removesDots && seg == "..":
-			if len(segs) > 0 {
-				segs = segs[:len(segs)-1]
+			if i := bytes.LastIndexByte(out, '/'); i >= 0 {
+				out = out[:i] // the segment removed is never scanned again
 			}
 		default:
-			segs = append(segs, seg)
+			out = append(append(out, '/'), seg...)
 		}
+		if !more {
+			break
+		}
+		rest = tail
 	}
-	return "/" + strings.Join(segs, "/")
+	if len(out) == 0 {
+		return "/"
+	}
+	return string(out)
 }

@@ -9,11 +9,14 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/ownid-sessions/caddy-ownid-sessions/internal/jwtauth"
 	"go.uber.org/zap"
+	"golang.org/x/text/width"
 )
 
 // nearMissTargets are spellings of contract paths that backends read as the
@@ -53,6 +56,13 @@ var nearMissTargets = []string{
 	"/app/accounts/sessions/s1%3bx",
 	"/app/accounts/sessions/a%2fb",
 	"/app%20x/accounts/sessions",
+	"/app/accounts/sessions.",            // Windows and suffix matching drop a trailing dot...
+	"/app/accounts/sessions%2e",          // ...escaped or not
+	"/app/accounts/sessions%20",          // ...and trailing spaces
+	"/app/accounts%e0%80%afsessions",     // a three-byte overlong "/"
+	"/app/accounts/session%252525252573", // escapes nested past any backend's reading
+	"/app/accounts/sess%c2%adions",       // a soft hyphen...
+	"/app/accounts/sess%e2%80%8bions",    // ...and a zero-width space are invisible
 }
 
 // undescribedTargets are not paths of the contract however they are read.
@@ -185,4 +195,57 @@ func FuzzRawTarget(f *testing.F) {
 			t.Fatalf("%q: handed on as undescribed, but a backend reads %q as a contract path", target, escaped)
 		}
 	})
+}
+
+// BenchmarkClassify: what reading a path costs, canonical or not, ASCII or
+// not, per byte (b.SetBytes).
+func BenchmarkClassify(b *testing.B) {
+	c, err := loadContract("")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for name, p := range map[string]string{
+		"canonical":         "/app/accounts/sessions/" + strings.Repeat("a", 100),
+		"ascii-14KiB":       "/" + strings.Repeat("x%2f", 3500) + "/accounts/sessions",
+		"non-ascii-14KiB":   "/" + strings.Repeat("%C3%BF", 2400) + "/accounts/sessions",
+		"near-miss-escaped": "/app/accounts/%73essions",
+	} {
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(int64(len(p)))
+			b.ReportAllocs()
+			for b.Loop() {
+				c.classify(p, "GET")
+			}
+		})
+	}
+}
+
+// TestASCIIFoldIsComplete: asciiFold's list is every rune beyond ASCII that
+// width folding, case mapping or a case-folding orbit takes to ASCII.
+func TestASCIIFoldIsComplete(t *testing.T) {
+	general := func(r rune) rune {
+		if narrow := width.LookupRune(r).Narrow(); narrow != 0 && narrow < utf8.RuneSelf {
+			return narrow
+		}
+		for _, c := range []rune{unicode.ToLower(r), unicode.ToUpper(r)} {
+			if c < utf8.RuneSelf {
+				return c
+			}
+		}
+		for c := unicode.SimpleFold(r); c != r; c = unicode.SimpleFold(c) {
+			if c < utf8.RuneSelf {
+				return c
+			}
+		}
+		return r
+	}
+	for r := rune(utf8.RuneSelf); r <= unicode.MaxRune; r++ {
+		want := general(r)
+		if want < utf8.RuneSelf {
+			want = unicode.ToLower(want)
+		}
+		if got := unicode.ToLower(asciiFold(r)); got != want && (want < utf8.RuneSelf || got < utf8.RuneSelf) {
+			t.Fatalf("U+%04X: asciiFold gives %q, Unicode's tables %q", r, got, want)
+		}
+	}
 }

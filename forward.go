@@ -28,6 +28,7 @@ const defaultResponseBuffer = 1 << 20
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt route, body *requestBody, next caddyhttp.Handler, start time.Time) (outcome string, own time.Duration, err error) {
 	own = time.Since(start)
 	outcome = "forwarded"
+	r.Trailer = nil // refused when declared; nothing after the body goes on
 	if body != nil {
 		r.Body = io.NopCloser(bytes.NewReader(body.raw))
 		r.ContentLength = int64(len(body.raw))

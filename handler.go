@@ -46,7 +46,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		// Hand on exactly the path that was routed and checked.
 		r.URL.Path, r.URL.RawPath = r.URL.EscapedPath(), ""
 		if h.preflight(r) {
-			return next.ServeHTTP(w, r)
+			// A preflight goes on without a token, so it must carry
+			// nothing a backend could act on.
+			if p = checkEnvelope(r); p == nil && (r.ContentLength != 0 || len(r.TransferEncoding) > 0) {
+				p = newProblem(kindInvalidRequest, "a preflight takes no body")
+			}
+			if p == nil {
+				return next.ServeHTTP(w, r)
+			}
+			break
 		}
 		var owner Owner
 		var body *requestBody

@@ -72,6 +72,7 @@ func TestServeModeRejections(t *testing.T) {
 		{name: "empty body", rq: request{method: "PUT", path: item, token: frank, header: map[string]string{"Content-Type": "application/json"}}, status: 400, kind: kindInvalidRequest, errorsAt: "-"},
 
 		{name: "body too large", rq: request{method: "PUT", path: item, token: frank, body: `{"payload": {"x": "` + strings.Repeat("a", 1100) + `"}}`}, status: 413, kind: kindBodyTooLarge},
+		{name: "json in another charset", rq: request{method: "PUT", path: item, token: frank, body: `{}`, header: map[string]string{"Content-Type": "application/json; charset=utf-16"}}, status: 415, kind: kindUnsupportedMediaType},
 		{name: "not json", rq: request{method: "PUT", path: item, token: frank, body: `{}`, header: map[string]string{"Content-Type": "text/plain"}}, status: 415, kind: kindUnsupportedMediaType},
 		{name: "no content type", rq: request{method: "POST", path: coll, token: frank, body: `{}`, header: map[string]string{"Content-Type": ""}}, status: 415, kind: kindUnsupportedMediaType},
 		{name: "missing session", rq: request{method: "PUT", path: "/r/accounts/sessions/nosuchsession", token: frank, body: `{}`}, status: 404, kind: kindNotFound},

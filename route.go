@@ -63,7 +63,11 @@ func (c *contract) classify(escaped, method string) (route, pathClass) {
 		}
 		return route{}, pathUndescribed
 	}
-	for _, reading := range lenientReadings(escaped) {
+	readings, converged := lenientReadings(escaped)
+	if !converged {
+		return route{}, pathNearMiss // escapes nested past any backend's reading
+	}
+	for _, reading := range readings {
 		if _, ok := c.routeFolded(reading); ok {
 			return route{}, pathNearMiss
 		}

@@ -156,11 +156,27 @@ func TestForwardPaths(t *testing.T) {
 				{"case-variant timeout", "POST", "/app/accounts/sessions", []string{auth, ctJSON}, `{"payload": {}, "timeout": 60, "TIMEOUT": -5}`},
 				{"X-Original-URL", "GET", "/app/accounts/sessions", []string{auth, "X-Original-URL: /admin"}, ""},
 				{"X-Rewrite-URL", "GET", "/app/accounts/sessions", []string{auth, "X-Rewrite-URL: /admin"}, ""},
+				{"X-Forwarded-Method", "GET", "/app/accounts/sessions", []string{auth, "X-Forwarded-Method: DELETE"}, ""},
+				{"X-Original-Method", "GET", "/app/accounts/sessions", []string{auth, "X-Original-Method: DELETE"}, ""},
+				{"PHP .method", "GET", "/app/accounts/sessions?.method=DELETE", []string{auth}, ""},
+				{"PHP space method", "GET", "/app/accounts/sessions?%20method=DELETE", []string{auth}, ""},
+				{"PHP _method[]", "GET", "/app/accounts/sessions?_method[]=DELETE", []string{auth}, ""},
+				{"_method escaped twice", "GET", "/app/accounts/sessions?%255fmethod=DELETE", []string{auth}, ""},
+				{"_method with a NUL", "GET", "/app/accounts/sessions?_method%00=DELETE", []string{auth}, ""},
+				{"_method in the body", "POST", "/app/accounts/sessions", []string{auth, ctJSON}, `{"payload":{},"_method":"DELETE"}`},
+				{"query value that does not parse", "GET", "/app/accounts/sessions?a=%zz", []string{auth}, ""},
+				{"preflight with a rewriting header", "OPTIONS", "/app/accounts/sessions", []string{"Origin: https://evil.example", "Access-Control-Request-Method: GET", "X-Original-URL: /app/accounts/sessions/victim"}, ""},
+				{"preflight with _method", "OPTIONS", "/app/accounts/sessions?_method=DELETE", []string{"Origin: https://evil.example", "Access-Control-Request-Method: GET"}, ""},
+				{"preflight with a body", "OPTIONS", "/app/accounts/sessions", []string{"Origin: https://evil.example", "Access-Control-Request-Method: GET", ctJSON}, `{"payload":{"evil":1}}`},
+				{"trailers", "POST", "/app/accounts/sessions", []string{auth, ctJSON, "Transfer-Encoding: chunked", "Trailer: X-HTTP-Method-Override"}, ""},
 			}
 			for _, c := range offContract {
 				raw := rawWith(c.method, c.target, c.headers, c.body)
-				if c.name == "chunked body on GET" {
+				switch c.name {
+				case "chunked body on GET":
 					raw = strings.Replace(raw, "\r\n\r\n", "\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 1)
+				case "trailers":
+					raw = strings.Replace(raw, "\r\n\r\n", "\r\n\r\ne\r\n{\"payload\":{}}\r\n0\r\nX-HTTP-Method-Override: DELETE\r\n\r\n", 1)
 				}
 				if status, answer := rawTo(t, "127.0.0.1:9080", raw); status != 400 {
 					t.Errorf("%s: %d %s, want 400", c.name, status, answer)

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 
+	"golang.org/x/net/http/httpguts"
+
 	"github.com/ownid-sessions/caddy-ownid-sessions/internal/jwtauth"
 	highbase "github.com/pb33f/libopenapi/datamodel/high/base"
 	v3 "github.com/pb33f/libopenapi/datamodel/high/v3"
@@ -201,7 +203,7 @@ func grantsScope(id *jwtauth.Identity, scope string) bool {
 // preflight says whether r is a CORS preflight request to hand on.
 func (h *Handler) preflight(r *http.Request) bool {
 	return h.Preflight == PreflightPass && r.Method == http.MethodOptions &&
-		r.Header.Get("Origin") != "" && r.Header.Get("Access-Control-Request-Method") != ""
+		r.Header.Get("Origin") != "" && httpguts.ValidHeaderFieldName(r.Header.Get("Access-Control-Request-Method"))
 }
 
 // publicOperation says whether a request may go on without a token: the

@@ -25,7 +25,15 @@ import (
 // application/*+json too). It also says whether the body is JSON.
 func checkMediaType(r *http.Request, declared []string) (isJSON bool, p *problem) {
 	if mt, ok := declaredMediaType(r.Header.Get("Content-Type"), declared); ok {
-		return isJSONMediaType(mt), nil
+		if !isJSONMediaType(mt) {
+			return false, nil
+		}
+		// JSON is UTF-8 (RFC 8259 §8.1): a body declared in another
+		// charset would be read otherwise than it was checked.
+		if _, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); params["charset"] != "" && !strings.EqualFold(params["charset"], "utf-8") {
+			return false, newProblem(kindUnsupportedMediaType, "send JSON as UTF-8")
+		}
+		return true, nil
 	}
 	return false, newProblem(kindUnsupportedMediaType, "send the body as "+strings.Join(declared, " or "))
 }
@@ -107,12 +115,14 @@ func (c *contract) checkRequest(r *http.Request, rt route, limits requestLimits)
 // replace a request's method or URL after it was checked here.
 var rewritingHeaders = []string{
 	"X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override",
+	"X-Forwarded-Method", "X-Original-Method",
 	"X-Original-URL", "X-Rewrite-URL",
 }
 
 // checkEnvelope refuses what would let a backend read the request otherwise
 // than it was checked: a header or query parameter that rewrites the method
-// or URL, a query that does not parse, and more than one Content-Type.
+// or URL, a query that does not parse, more than one Content-Type, and
+// trailers (header fields sent after the body, which no check here reads).
 func checkEnvelope(r *http.Request) *problem {
 	for _, name := range rewritingHeaders {
 		if len(r.Header.Values(name)) > 0 {
@@ -122,19 +132,44 @@ func checkEnvelope(r *http.Request) *problem {
 	if len(r.Header.Values("Content-Type")) > 1 {
 		return envelopeProblem("Content-Type", "send one Content-Type")
 	}
+	if len(r.Trailer) > 0 || len(r.Header.Values("Trailer")) > 0 {
+		return envelopeProblem("Trailer", "trailers are not accepted")
+	}
 	for rest := r.URL.RawQuery; rest != ""; {
 		var pair string
 		pair, rest, _ = strings.Cut(rest, "&")
-		key, _, _ := strings.Cut(pair, "=")
+		key, value, _ := strings.Cut(pair, "=")
 		name, err := url.QueryUnescape(key)
-		if err != nil || strings.ContainsRune(pair, ';') {
+		if _, verr := url.QueryUnescape(value); err != nil || verr != nil || strings.ContainsRune(pair, ';') {
 			return envelopeProblem("query", "the query does not parse")
 		}
-		if strings.EqualFold(name, "_method") {
+		if methodOverride(name) {
 			return envelopeProblem("_method", "a query parameter that rewrites the method is not accepted")
 		}
 	}
 	return nil
+}
+
+// methodOverride says whether a query or body member name is read as
+// _method by some framework: any letter case, escaped once more, with NULs
+// dropped, and with ".", " " and "[" read as "_" and "[…]" cut off, as PHP
+// reads parameter names.
+func methodOverride(name string) bool {
+	if again, err := url.QueryUnescape(name); err == nil {
+		name = again
+	}
+	name = strings.ReplaceAll(name, "\x00", "")
+	if i := strings.IndexByte(name, '['); i > 0 {
+		name = name[:i]
+	}
+	name = strings.Map(func(r rune) rune {
+		if r == '.' || r == ' ' || r == '[' || r == '+' {
+			return '_'
+		}
+		return r
+	}, name)
+	bare := strings.TrimLeft(name, "_")
+	return bare != name && strings.EqualFold(bare, "method")
 }
 
 func envelopeProblem(location, detail string) *problem {
@@ -221,6 +256,10 @@ func (c *contract) pathValues(info *pathInfo, rt route) []string {
 func (op *operation) caseVariants(doc *jsonDoc) []fieldError {
 	var fields []fieldError
 	for _, m := range doc.members {
+		if methodOverride(m.name) && !slices.Contains(op.bodyProperties, m.name) {
+			fields = append(fields, fieldError{Location: jsonPointer([]string{m.name}), Message: "a member that rewrites the method is not accepted"})
+			continue
+		}
 		if slices.Contains(op.bodyProperties, m.name) {
 			continue
 		}

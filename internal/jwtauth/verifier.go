@@ -9,14 +9,18 @@
 package jwtauth
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
 
 	"go.uber.org/zap"
 )
@@ -220,6 +224,9 @@ func (v *Verifier) identify(ctx context.Context, raw string) (*Identity, *Error)
 			return id, nil
 		}
 	}
+	if e := wellFormed(raw); e != nil {
+		return nil, e
+	}
 	p, e := v.providerOf(raw)
 	if e != nil {
 		return nil, e
@@ -237,6 +244,41 @@ func (v *Verifier) identify(ctx context.Context, raw string) (*Identity, *Error)
 		v.cache.put(&key, id, notAfter, now, generation)
 	}
 	return id, nil
+}
+
+// wellFormed refuses a token whose header or payload is not exactly one
+// JSON value of valid UTF-8 without repeated names (parsers disagree on
+// which value of a repeated claim counts, and invalid bytes would be read
+// as U+FFFD, making two subjects one), or whose iss is present but not a
+// string (RFC 7519 §4.1.1). Anything else malformed is left to golang-jwt.
+func wellFormed(raw string) *Error {
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		return nil
+	}
+	for i, part := range parts[:2] {
+		b, err := base64.RawURLEncoding.DecodeString(part)
+		if err != nil {
+			return nil
+		}
+		dec := jsontext.NewDecoder(bytes.NewReader(b))
+		if _, err := dec.ReadValue(); err != nil {
+			return Invalid("malformed", "the token is malformed: its header or payload is not well-formed JSON (repeated names, invalid UTF-8)")
+		}
+		if _, err := dec.ReadToken(); err != io.EOF {
+			return Invalid("malformed", "the token is malformed: its header or payload is not one JSON value")
+		}
+		if i == 1 {
+			var claims map[string]json.RawMessage
+			if json.Unmarshal(b, &claims) != nil {
+				return Invalid("malformed", "the token is malformed: its payload is not a JSON object")
+			}
+			if iss, ok := claims["iss"]; ok && (len(iss) == 0 || iss[0] != '"') {
+				return Invalid("malformed", "the token is malformed: its iss claim is not a string")
+			}
+		}
+	}
+	return nil
 }
 
 // providerOf matches a token to its provider: the only one, or the one

@@ -1,8 +1,12 @@
 package jwtauth
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -261,6 +265,40 @@ func BenchmarkVerify(b *testing.B) {
 					}
 				}
 			})
+		}
+	}
+}
+
+// TestVerifyRefusesAmbiguousTokens: a token whose header or payload repeats
+// a name, holds invalid UTF-8 or an iss that is not a string is refused,
+// even with a valid signature: otherwise two readers could see two
+// identities, or two subjects could be one account.
+func TestVerifyRefusesAmbiguousTokens(t *testing.T) {
+	v := testVerifier(t, nil)
+	exp := testNow().Add(time.Hour).Unix()
+	signRaw := func(header, payload string) string {
+		enc := base64.RawURLEncoding.EncodeToString
+		unsigned := enc([]byte(header)) + "." + enc([]byte(payload))
+		mac := hmac.New(sha256.New, []byte(testSecret))
+		mac.Write([]byte(unsigned))
+		return unsigned + "." + enc(mac.Sum(nil))
+	}
+	hs := `{"alg":"HS256","typ":"JWT"}`
+	claims := func(extra string) string { return fmt.Sprintf(`{"exp":%d,%s}`, exp, extra) }
+	if _, e := verifyToken(v, signRaw(hs, claims(`"sub":"alice"`))); e != nil {
+		t.Fatalf("a well-formed token signed by hand is refused: %v", e)
+	}
+	for name, token := range map[string]string{
+		"repeated sub":       signRaw(hs, claims(`"sub":"alice","sub":"bob"`)),
+		"repeated alg":       signRaw(`{"alg":"none","alg":"HS256"}`, claims(`"sub":"alice"`)),
+		"invalid UTF-8 sub":  signRaw(hs, claims("\"sub\":\"u1\xff\"")),
+		"iss a number":       signRaw(hs, claims(`"sub":"alice","iss":5`)),
+		"iss an array":       signRaw(hs, claims(`"sub":"alice","iss":["a"]`)),
+		"iss null":           signRaw(hs, claims(`"sub":"alice","iss":null`)),
+		"two payload values": signRaw(hs, claims(`"sub":"alice"`)+"{}"),
+	} {
+		if _, e := verifyToken(v, token); e == nil || e.Reason != "malformed" {
+			t.Errorf("%s: %v, want refused as malformed", name, e)
 		}
 	}
 }
