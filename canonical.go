@@ -104,8 +104,9 @@ func decodeFully(b []byte, decodedSlashSplits bool) ([]byte, bool) {
 
 // foldRunes reads a decoded path rune by rune: "\" as "/" when decoded
 // slashes split segments, the path ended at a NUL, "?" or "#" when it
-// truncates, tabs, newlines and invisible format characters (soft hyphen,
-// zero-width space) dropped, letters folded to lower-case ASCII.
+// truncates, tabs, newlines, invisible format characters (soft hyphen,
+// zero-width space) and combining marks dropped, letters folded to
+// lower-case ASCII.
 func foldRunes(b []byte, decodedSlashSplits, truncates bool) string {
 	out := make([]byte, 0, len(b))
 	for len(b) > 0 {
@@ -128,8 +129,8 @@ func foldRunes(b []byte, decodedSlashSplits, truncates bool) string {
 		}
 		r, size := utf8.DecodeRune(b)
 		b = b[size:]
-		if unicode.Is(unicode.Cf, r) {
-			continue // invisible: soft hyphen, zero-width space, …
+		if unicode.In(r, unicode.Cf, unicode.Mn) {
+			continue // invisible: soft hyphen, zero-width space, combining accents, …
 		}
 		out = utf8.AppendRune(out, unicode.ToLower(asciiFold(r)))
 	}

@@ -63,6 +63,7 @@ var nearMissTargets = []string{
 	"/app/accounts/session%252525252573", // escapes nested past any backend's reading
 	"/app/accounts/sess%c2%adions",       // a soft hyphen...
 	"/app/accounts/sess%e2%80%8bions",    // ...and a zero-width space are invisible
+	"/app/accounts/se%cc%81ssions",       // a combining accent, which accent-stripping readers drop
 }
 
 // undescribedTargets are not paths of the contract however they are read.

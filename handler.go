@@ -116,6 +116,10 @@ func (h *Handler) authorize(r *http.Request, rt route) (Owner, *problem) {
 			return owner, h.withMetadata(p)
 		}
 	}
+	if strings.ContainsRune(id.Subject, 0) || strings.ContainsRune(id.Issuer, 0) {
+		// In both modes: a NUL ends a string for some readers.
+		return owner, tokenProblem(jwtauth.Invalid("claims", "the token's sub or iss claim holds a NUL character"))
+	}
 	if h.Mode == ModeServe {
 		var p *problem
 		if owner, p = ownerOf(id, rt.app); p != nil {

@@ -185,6 +185,11 @@ func TestForwardPaths(t *testing.T) {
 			if n := be.count() - before; n != 0 {
 				t.Errorf("%d off-contract requests reached the backend", n)
 			}
+			// A sub with a NUL is refused in forward mode too.
+			nul := "Authorization: Bearer " + sign(t, "HS256", claimsFor("u1\x00"))
+			if status, _ := rawTo(t, "127.0.0.1:9080", rawWith("GET", "/app/accounts/sessions", []string{nul}, "")); status != 401 || be.count() != before {
+				t.Errorf("a sub with a NUL: %d, backend reached %v", status, be.count() != before)
+			}
 		})
 	}
 }
