@@ -10,6 +10,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2/caddytest"
 
+	"github.com/ownid-sessions/caddy-ownid-sessions/internal/testkit"
 	"github.com/ownid-sessions/caddy-ownid-sessions/store"
 )
 
@@ -17,8 +18,8 @@ import (
 // handler's store and JWKS state and the memory stores' sessions per app,
 // with no secret in it.
 func TestAdminEndpoint(t *testing.T) {
-	jwksSrv := newJWKSServer(t)
-	jwksSrv.serve(t, testJWK{kid: "k", key: &testKeys.rsa.PublicKey})
+	jwksSrv := testkit.NewJWKSServer(t)
+	jwksSrv.Serve(t, testkit.JWK{KID: "k", Key: &testKeys.RSA.PublicKey})
 	tc := caddytest.NewTester(t)
 	tc.InitServer(siteConfig("grace_period 1ns", fmt.Sprintf(`
 		jwt {

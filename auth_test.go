@@ -15,6 +15,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/ownid-sessions/caddy-ownid-sessions/internal/jwtauth"
+	"github.com/ownid-sessions/caddy-ownid-sessions/internal/testkit"
 	"go.uber.org/zap"
 )
 
@@ -27,7 +28,7 @@ func testVerifier(t testing.TB, mutate func(*jwtauth.Config)) *jwtauth.Verifier 
 	cfg := &jwtauth.Config{
 		Algorithms: allAlgorithms,
 		Secret:     testSecret,
-		Keys:       []string{testKeys.rsaPEM, testKeys.ecPEM, testKeys.edPEM},
+		Keys:       []string{testKeys.RSAPEM, testKeys.ECPEM, testKeys.EdPEM},
 	}
 	if mutate != nil {
 		mutate(cfg)
@@ -145,8 +146,8 @@ func resign(token, sig string) string {
 func TestHostileTokens(t *testing.T) {
 	jwksKey, _ := rsa.GenerateKey(rand.Reader, 2048)
 	strangerKey, _ := rsa.GenerateKey(rand.Reader, 2048)
-	srv := newJWKSServer(t)
-	srv.serve(t, testJWK{kid: "set-key", alg: jwkset.AlgRS256, key: &jwksKey.PublicKey})
+	srv := testkit.NewJWKSServer(t)
+	srv.Serve(t, testkit.JWK{KID: "set-key", ALG: jwkset.AlgRS256, Key: &jwksKey.PublicKey})
 	tc := caddytest.NewTester(t)
 	tc.InitServer(fmt.Sprintf(`
 {
@@ -174,7 +175,7 @@ http://localhost:9080 {
 			require role admin
 		}
 	}
-}`, testKeys.rsaPEM, testKeys.ecPEM, srv.URL), "caddyfile")
+}`, testKeys.RSAPEM, testKeys.ECPEM, srv.URL), "caddyfile")
 
 	now := testNow()
 	good := func(edit func(jwt.MapClaims)) jwt.MapClaims {
@@ -195,7 +196,7 @@ http://localhost:9080 {
 		}
 	}
 	none, _ := jwt.NewWithClaims(jwt.SigningMethodNone, good(nil)).SignedString(jwt.UnsafeAllowNoneSignatureType)
-	confused, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, good(nil)).SignedString(mustRead(t, testKeys.rsaPEM))
+	confused, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, good(nil)).SignedString(mustRead(t, testKeys.RSAPEM))
 
 	// The valid token works, and its claims are placeholders for later
 	// handlers.
@@ -203,7 +204,7 @@ http://localhost:9080 {
 	if r.status != 200 || r.header.Get("X-Account") != "hostile" || r.header.Get("X-Role") != `["user","admin"]` {
 		t.Fatalf("valid token: %d, X-Account %q, X-Role %q", r.status, r.header.Get("X-Account"), r.header.Get("X-Role"))
 	}
-	if r := call(t, tc, request{method: "GET", path: "/h/accounts/sessions", token: signKid(t, "RS256", "set-key", jwksKey, good(nil))}); r.status != 200 {
+	if r := call(t, tc, request{method: "GET", path: "/h/accounts/sessions", token: testkit.SignKid(t, "RS256", "set-key", jwksKey, good(nil))}); r.status != 200 {
 		t.Fatalf("valid JWKS token: %d %s", r.status, r.body)
 	}
 
@@ -221,8 +222,8 @@ http://localhost:9080 {
 		{"exp not a number", sign(t, "HS256", good(set("exp", "tomorrow"))), 401},
 		{"wrong issuer", sign(t, "HS256", good(set("iss", "https://evil.test"))), 401},
 		{"wrong audience", sign(t, "HS256", good(set("aud", "other"))), 401},
-		{"unknown kid", signKid(t, "RS256", "no-such-kid", strangerKey, good(nil)), 401},
-		{"kid of the set, key of a stranger", signKid(t, "RS256", "set-key", strangerKey, good(nil)), 401},
+		{"unknown kid", testkit.SignKid(t, "RS256", "no-such-kid", strangerKey, good(nil)), 401},
+		{"kid of the set, key of a stranger", testkit.SignKid(t, "RS256", "set-key", strangerKey, good(nil)), 401},
 		{"signed by a key no source holds", signWith(t, "RS256", strangerKey, good(nil)), 401},
 		{"bad base64", "e30.!!!.e30", 401},
 		{"thousands of dots", strings.Repeat(".", 5000), 401},

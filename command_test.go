@@ -14,20 +14,20 @@ import (
 
 func TestMintToken(t *testing.T) {
 	v := testVerifier(t, nil)
-	der, err := x509.MarshalPKCS8PrivateKey(testKeys.ec256)
+	der, err := x509.MarshalPKCS8PrivateKey(testKeys.EC256)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ecFile := filepath.Join(t.TempDir(), "ec-private.pem")
 	os.WriteFile(ecFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
-	edDER, _ := x509.MarshalPKCS8PrivateKey(testKeys.ed)
+	edDER, _ := x509.MarshalPKCS8PrivateKey(testKeys.Ed)
 	edFile := filepath.Join(t.TempDir(), "ed-private.pem")
 	os.WriteFile(edFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: edDER}), 0o600)
 
 	for _, o := range []tokenOptions{
 		{alg: "HS256", secret: testSecret, sub: "alice", ttl: time.Hour},
 		{alg: "HS512", secret: testSecret, sub: "alice", ttl: time.Minute},
-		{alg: "RS256", key: testKeys.privPEM, sub: "alice", ttl: time.Hour},
+		{alg: "RS256", key: testKeys.PrivPEM, sub: "alice", ttl: time.Hour},
 		{alg: "ES256", key: ecFile, sub: "alice", ttl: time.Hour},
 		{alg: "EdDSA", key: edFile, sub: "alice", ttl: time.Hour},
 	} {

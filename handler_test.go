@@ -104,7 +104,7 @@ func TestNewSessionID(t *testing.T) {
 func newTestHandler(t testing.TB) *Handler {
 	t.Helper()
 	h := &Handler{
-		JWT:      &jwtauth.Config{Algorithms: allAlgorithms, Secret: testSecret, Keys: []string{testKeys.rsaPEM, testKeys.ecPEM, testKeys.edPEM}},
+		JWT:      &jwtauth.Config{Algorithms: allAlgorithms, Secret: testSecret, Keys: []string{testKeys.RSAPEM, testKeys.ECPEM, testKeys.EdPEM}},
 		StoreRaw: json.RawMessage(`{"type":"memory","name":"unit-` + t.Name() + `"}`),
 	}
 	ctx, _ := newTestContext(t)

@@ -2,16 +2,8 @@ package ownidsessions
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"sync/atomic"
 	"testing"
@@ -19,6 +11,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/ownid-sessions/caddy-ownid-sessions/internal/testkit"
 )
 
 // testClock is the time every handler in this test binary sees: the real
@@ -48,20 +41,8 @@ const testGlobals = `	admin localhost:2999
 // through the environment as a user would.
 const testSecret = "test-secret-0123456789abcdef0123456789"
 
-// testKeys are generated once per test binary; their public halves are
-// written to PEM files for the configs.
-var testKeys struct {
-	rsa     *rsa.PrivateKey
-	ec256   *ecdsa.PrivateKey
-	ec384   *ecdsa.PrivateKey
-	ec521   *ecdsa.PrivateKey
-	ed      ed25519.PrivateKey
-	dir     string
-	rsaPEM  string // file with the RSA public key
-	ecPEM   string // file with the three EC public keys
-	edPEM   string // file with the Ed25519 public key
-	privPEM string // file with the RSA private key (must be refused as a key)
-}
+// testKeys are generated once per test binary (internal/testkit).
+var testKeys *testkit.Keys
 
 func TestMain(m *testing.M) {
 	// caddytest skips its tests, while the run still says ok, when its
@@ -81,51 +62,10 @@ func TestMain(m *testing.M) {
 	}
 	os.Setenv("OWNID_TEST_SECRET", testSecret)
 	clock = testNow
-	makeTestKeys(dir)
+	testKeys = testkit.MakeKeys(dir)
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-func makeTestKeys(dir string) {
-	must := func(err error) {
-		if err != nil {
-			panic(err)
-		}
-	}
-	var err error
-	testKeys.dir = dir
-	testKeys.rsa, err = rsa.GenerateKey(rand.Reader, 2048)
-	must(err)
-	testKeys.ec256, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	must(err)
-	testKeys.ec384, err = ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	must(err)
-	testKeys.ec521, err = ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
-	must(err)
-	_, testKeys.ed, err = ed25519.GenerateKey(rand.Reader)
-	must(err)
-
-	pubPEM := func(keys ...any) []byte {
-		var out []byte
-		for _, k := range keys {
-			der, err := x509.MarshalPKIXPublicKey(k)
-			must(err)
-			out = append(out, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})...)
-		}
-		return out
-	}
-	write := func(name string, data []byte) string {
-		p := filepath.Join(dir, name)
-		must(os.WriteFile(p, data, 0o600))
-		return p
-	}
-	testKeys.rsaPEM = write("rsa.pem", pubPEM(&testKeys.rsa.PublicKey))
-	testKeys.ecPEM = write("ec.pem", pubPEM(&testKeys.ec256.PublicKey, &testKeys.ec384.PublicKey, &testKeys.ec521.PublicKey))
-	testKeys.edPEM = write("ed.pem", pubPEM(testKeys.ed.Public()))
-	testKeys.privPEM = write("rsa-private.pem", pem.EncodeToMemory(&pem.Block{
-		Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(testKeys.rsa),
-	}))
 }
 
 // signingKey returns the private key that signs alg in these tests.
@@ -134,15 +74,15 @@ func signingKey(alg string) any {
 	case "HS256", "HS384", "HS512":
 		return []byte(testSecret)
 	case "RS256", "RS384", "RS512", "PS256", "PS384", "PS512":
-		return testKeys.rsa
+		return testKeys.RSA
 	case "ES256":
-		return testKeys.ec256
+		return testKeys.EC256
 	case "ES384":
-		return testKeys.ec384
+		return testKeys.EC384
 	case "ES512":
-		return testKeys.ec521
+		return testKeys.EC521
 	case "EdDSA":
-		return testKeys.ed
+		return testKeys.Ed
 	}
 	panic("no test key for " + alg)
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2/caddytest"
+	"github.com/ownid-sessions/caddy-ownid-sessions/internal/testkit"
 )
 
 // scrape reads Caddy's metrics endpoint on the admin API: series → value.
@@ -38,8 +39,8 @@ func scrape(t *testing.T) map[string]float64 {
 // TestMetricsMoveWithTraffic: each metric on Caddy's registry moves with
 // the traffic that should move it.
 func TestMetricsMoveWithTraffic(t *testing.T) {
-	jwksSrv := newJWKSServer(t)
-	jwksSrv.serve(t)
+	jwksSrv := testkit.NewJWKSServer(t)
+	jwksSrv.Serve(t)
 	tc := caddytest.NewTester(t)
 	tc.InitServer(siteConfig("grace_period 1ns", fmt.Sprintf(`
 		jwt {
@@ -81,7 +82,7 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 	if after[`caddy_ownid_sessions_jwks_fetches_total{result="ok"}`] < 1 {
 		t.Errorf("no JWKS fetch counted")
 	}
-	jwksSrv.fail(true)
+	jwksSrv.Fail(true)
 	tc.InitServer(siteConfig("grace_period 1ns", fmt.Sprintf(`
 		jwt {
 			alg RS256

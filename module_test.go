@@ -36,7 +36,7 @@ http://localhost:9080 {
 	}
 	respond "fallback" 200
 }
-`, maxSessions, testKeys.rsaPEM, testKeys.ecPEM, testKeys.edPEM)
+`, maxSessions, testKeys.RSAPEM, testKeys.ECPEM, testKeys.EdPEM)
 }
 
 func newServeTester(t *testing.T, maxSessions int) *caddytest.Tester {
@@ -254,7 +254,7 @@ func TestServeModeEveryAlgorithm(t *testing.T) {
 	// signed with the P-384 key fails.
 	mixed := jwt.NewWithClaims(jwt.SigningMethodES384, claimsFor("grace-alg"))
 	mixed.Header["alg"] = "ES256"
-	str, _ := mixed.SignedString(testKeys.ec384)
+	str, _ := mixed.SignedString(testKeys.EC384)
 	if r := call(t, tc, request{method: "GET", path: "/algs/accounts/sessions", token: str}); r.status != 401 {
 		t.Errorf("ES256 header over a P-384 signature: %d", r.status)
 	}

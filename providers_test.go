@@ -17,6 +17,7 @@ import (
 	"github.com/MicahParks/jwkset"
 	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/ownid-sessions/caddy-ownid-sessions/internal/testkit"
 )
 
 // discoveryServer answers an OpenID Provider configuration naming issuer
@@ -57,10 +58,10 @@ func TestProvidersEndToEnd(t *testing.T) {
 	keyB, _ := rsa.GenerateKey(rand.Reader, 2048)
 	keyOP1, _ := rsa.GenerateKey(rand.Reader, 2048)
 	keyOP2, _ := rsa.GenerateKey(rand.Reader, 2048)
-	setA, setB, setOP := newJWKSServer(t), newJWKSServer(t), newJWKSServer(t)
-	setA.serve(t, testJWK{kid: "k1", alg: jwkset.AlgRS256, key: &keyA.PublicKey})
-	setB.serve(t, testJWK{kid: "k1", alg: jwkset.AlgRS256, key: &keyB.PublicKey})
-	setOP.serve(t, testJWK{kid: "op-1", alg: jwkset.AlgRS256, key: &keyOP1.PublicKey})
+	setA, setB, setOP := testkit.NewJWKSServer(t), testkit.NewJWKSServer(t), testkit.NewJWKSServer(t)
+	setA.Serve(t, testkit.JWK{KID: "k1", ALG: jwkset.AlgRS256, Key: &keyA.PublicKey})
+	setB.Serve(t, testkit.JWK{KID: "k1", ALG: jwkset.AlgRS256, Key: &keyB.PublicKey})
+	setOP.Serve(t, testkit.JWK{KID: "op-1", ALG: jwkset.AlgRS256, Key: &keyOP1.PublicKey})
 	op := discoveryServer(t, nil, setOP.URL)
 	be := newBackend(t)
 
@@ -103,9 +104,9 @@ http://localhost:9080 {
 }`, setA.URL, setB.URL, op.URL, strings.TrimPrefix(be.URL, "http://")), "caddyfile")
 
 	path := "/p/accounts/sessions/x"
-	tokA := signKid(t, "RS256", "k1", keyA, issuedBy("https://a.example", "alice"))
-	tokB := signKid(t, "RS256", "k1", keyB, issuedBy("https://b.example", "bob"))
-	tokOP := signKid(t, "RS256", "op-1", keyOP1, issuedBy(op.URL, "olga"))
+	tokA := testkit.SignKid(t, "RS256", "k1", keyA, issuedBy("https://a.example", "alice"))
+	tokB := testkit.SignKid(t, "RS256", "k1", keyB, issuedBy("https://b.example", "bob"))
+	tokOP := testkit.SignKid(t, "RS256", "op-1", keyOP1, issuedBy(op.URL, "olga"))
 	for name, tt := range map[string]struct {
 		token   string
 		status  int
@@ -113,10 +114,10 @@ http://localhost:9080 {
 	}{
 		"a's token":              {tokA, 200, "alice"},
 		"b's token, same kid":    {tokB, 200, "bob"},
-		"a's iss with b's key":   {signKid(t, "RS256", "k1", keyB, issuedBy("https://a.example", "mallory")), 401, ""},
-		"b's iss with a's key":   {signKid(t, "RS256", "k1", keyA, issuedBy("https://b.example", "mallory")), 401, ""},
+		"a's iss with b's key":   {testkit.SignKid(t, "RS256", "k1", keyB, issuedBy("https://a.example", "mallory")), 401, ""},
+		"b's iss with a's key":   {testkit.SignKid(t, "RS256", "k1", keyA, issuedBy("https://b.example", "mallory")), 401, ""},
 		"discovered provider":    {tokOP, 200, "olga"},
-		"unknown issuer":         {signKid(t, "RS256", "k1", keyA, issuedBy("https://c.example", "mallory")), 401, ""},
+		"unknown issuer":         {testkit.SignKid(t, "RS256", "k1", keyA, issuedBy("https://c.example", "mallory")), 401, ""},
 		"no iss, local provider": {tokenFor(t, "lou"), 200, "lou"},
 	} {
 		r := fwd(t, tc, request{method: "GET", path: path, token: tt.token})
@@ -128,7 +129,7 @@ http://localhost:9080 {
 			t.Errorf("%s: backend saw account %q", name, be.last().header.Get("X-Account"))
 		}
 	}
-	if r := call(t, tc, request{method: "GET", path: path, token: signKid(t, "RS256", "k1", keyA, issuedBy("https://c.example", "m"))}); !strings.Contains(string(r.body), "issuer") {
+	if r := call(t, tc, request{method: "GET", path: path, token: testkit.SignKid(t, "RS256", "k1", keyA, issuedBy("https://c.example", "m"))}); !strings.Contains(string(r.body), "issuer") {
 		t.Errorf("unknown issuer answered %s, want the issuer named", r.body)
 	}
 
@@ -146,8 +147,8 @@ http://localhost:9080 {
 
 	// The set behind the discovered jwks_uri rotates: the new kid verifies
 	// after one refetch.
-	setOP.serve(t, testJWK{kid: "op-2", alg: jwkset.AlgRS256, key: &keyOP2.PublicKey})
-	if r := fwd(t, tc, request{method: "GET", path: path, token: signKid(t, "RS256", "op-2", keyOP2, issuedBy(op.URL, "olga"))}); r.status != 200 {
+	setOP.Serve(t, testkit.JWK{KID: "op-2", ALG: jwkset.AlgRS256, Key: &keyOP2.PublicKey})
+	if r := fwd(t, tc, request{method: "GET", path: path, token: testkit.SignKid(t, "RS256", "op-2", keyOP2, issuedBy(op.URL, "olga"))}); r.status != 200 {
 		t.Errorf("token of the rotated-in key: %d %s", r.status, r.body)
 	}
 	if r := fwd(t, tc, request{method: "GET", path: path, token: tokOP}); r.status != 401 {

@@ -28,7 +28,7 @@ func TestServeModeRejections(t *testing.T) {
 	wrongKey, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, claimsFor("frank-rej")).SignedString([]byte("another-secret-of-32-bytes-or-more!!"))
 	none, _ := jwt.NewWithClaims(jwt.SigningMethodNone, claimsFor("frank-rej")).SignedString(jwt.UnsafeAllowNoneSignatureType)
 	// Algorithm confusion: HS256 keyed with the RSA public key's PEM.
-	rsaPEM, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, claimsFor("frank-rej")).SignedString(mustRead(t, testKeys.rsaPEM))
+	rsaPEM, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, claimsFor("frank-rej")).SignedString(mustRead(t, testKeys.RSAPEM))
 	hs384, _ := jwt.NewWithClaims(jwt.SigningMethodHS384, claimsFor("frank-rej")).SignedString([]byte(testSecret))
 
 	tests := []struct {

@@ -131,7 +131,7 @@ func TestReloads(t *testing.T) {
 			max_live_sessions 5000
 		}
 		max_sessions 5
-		session_timeout 1h`, testKeys.rsaPEM))
+		session_timeout 1h`, testKeys.RSAPEM))
 	tc := caddytest.NewTester(t)
 	tc.InitServer(configA, "caddyfile")
 	tok := tokenFor(t, "reloader")

@@ -16,6 +16,7 @@ import (
 
 	"github.com/MicahParks/jwkset"
 	"github.com/caddyserver/caddy/v2"
+	"github.com/ownid-sessions/caddy-ownid-sessions/internal/testkit"
 )
 
 // endless is a body that never ends, counting what was read of it.
@@ -75,16 +76,16 @@ func TestJWKSBounds(t *testing.T) {
 		"bytes": func(c *Config) { c.JWKSMaxBytes = 700 },
 		"keys":  func(c *Config) { c.JWKSMaxKeys = 1 },
 	} {
-		srv := newJWKSServer(t)
-		srv.serve(t, testJWK{kid: "k1", alg: jwkset.AlgRS256, key: &key.PublicKey})
+		srv := testkit.NewJWKSServer(t)
+		srv.Serve(t, testkit.JWK{KID: "k1", ALG: jwkset.AlgRS256, Key: &key.PublicKey})
 		v, obs := jwksVerifier(t, mutate, srv.URL)
-		old := signKid(t, "RS256", "k1", key, claimsFor("b"))
+		old := testkit.SignKid(t, "RS256", "k1", key, claimsFor("b"))
 		if !accepted(t, v, old) {
 			t.Fatalf("%s: the first set, within bounds, was not used", name)
 		}
-		srv.serve(t, testJWK{kid: "k1", alg: jwkset.AlgRS256, key: &key.PublicKey},
-			testJWK{kid: "k2", alg: jwkset.AlgRS256, key: &extra.PublicKey})
-		if accepted(t, v, signKid(t, "RS256", "k2", extra, claimsFor("b"))) {
+		srv.Serve(t, testkit.JWK{KID: "k1", ALG: jwkset.AlgRS256, Key: &key.PublicKey},
+			testkit.JWK{KID: "k2", ALG: jwkset.AlgRS256, Key: &extra.PublicKey})
+		if accepted(t, v, testkit.SignKid(t, "RS256", "k2", extra, claimsFor("b"))) {
 			t.Errorf("%s: a key of the oversized set was used", name)
 		}
 		if obs.tooLarge.Load() != 1 {
@@ -123,21 +124,21 @@ func discoveryServer(t *testing.T, issuer *string, jwksURI string) *httptest.Ser
 func TestDiscover(t *testing.T) {
 	key1, _ := rsa.GenerateKey(rand.Reader, 2048)
 	key2, _ := rsa.GenerateKey(rand.Reader, 2048)
-	keys := newJWKSServer(t)
-	keys.serve(t, testJWK{kid: "d1", alg: jwkset.AlgRS256, key: &key1.PublicKey})
+	keys := testkit.NewJWKSServer(t)
+	keys.Serve(t, testkit.JWK{KID: "d1", ALG: jwkset.AlgRS256, Key: &key1.PublicKey})
 	op := discoveryServer(t, nil, keys.URL)
 	v, err := New(&Config{Algorithms: []string{"RS256"}, Discover: op.URL, JWKSRefetchInterval: caddy.Duration(time.Hour)}, testEnv(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !accepted(t, v, signKid(t, "RS256", "d1", key1, issued(op.URL))) {
+	if !accepted(t, v, testkit.SignKid(t, "RS256", "d1", key1, issued(op.URL))) {
 		t.Error("token of the discovered key refused")
 	}
-	if _, e := verifyToken(v, signKid(t, "RS256", "d1", key1, issued("https://other.example"))); e == nil || e.Reason != "issuer" {
+	if _, e := verifyToken(v, testkit.SignKid(t, "RS256", "d1", key1, issued("https://other.example"))); e == nil || e.Reason != "issuer" {
 		t.Errorf("token of another issuer: %v, want the discovered issuer enforced", e)
 	}
-	keys.serve(t, testJWK{kid: "d2", alg: jwkset.AlgRS256, key: &key2.PublicKey})
-	if !accepted(t, v, signKid(t, "RS256", "d2", key2, issued(op.URL))) {
+	keys.Serve(t, testkit.JWK{KID: "d2", ALG: jwkset.AlgRS256, Key: &key2.PublicKey})
+	if !accepted(t, v, testkit.SignKid(t, "RS256", "d2", key2, issued(op.URL))) {
 		t.Error("token of the rotated-in key refused")
 	}
 	if st := v.JWKS(); len(st) != 1 || st[0].URL != keys.URL || st[0].Keys != 1 {
@@ -146,7 +147,7 @@ func TestDiscover(t *testing.T) {
 }
 
 func TestDiscoverErrors(t *testing.T) {
-	keys := newJWKSServer(t)
+	keys := testkit.NewJWKSServer(t)
 	wrong := "https://impostor.example"
 	mismatch := discoveryServer(t, &wrong, keys.URL)
 	badJWKS := discoveryServer(t, nil, "http://keys.example/jwks")

@@ -14,6 +14,7 @@ import (
 
 	"github.com/MicahParks/jwkset"
 	"github.com/caddyserver/caddy/v2"
+	"github.com/ownid-sessions/caddy-ownid-sessions/internal/testkit"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 )
@@ -66,48 +67,48 @@ func TestJWKSKidSelectionAndRotation(t *testing.T) {
 	rsa1, _ := rsa.GenerateKey(rand.Reader, 2048)
 	rsa2, _ := rsa.GenerateKey(rand.Reader, 2048)
 	ec1, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	srv := newJWKSServer(t)
-	srv.serve(t,
-		testJWK{kid: "rsa-1", alg: jwkset.AlgRS256, key: &rsa1.PublicKey},
-		testJWK{kid: "ec-1", key: &ec1.PublicKey})
+	srv := testkit.NewJWKSServer(t)
+	srv.Serve(t,
+		testkit.JWK{KID: "rsa-1", ALG: jwkset.AlgRS256, Key: &rsa1.PublicKey},
+		testkit.JWK{KID: "ec-1", Key: &ec1.PublicKey})
 	v, obs := jwksVerifier(t, nil, srv.URL)
-	afterStart := srv.fetches.Load()
+	afterStart := srv.Fetches.Load()
 	if afterStart != 1 || obs.fetchesOK.Load() != 1 {
 		t.Fatalf("%d fetches at start (%d reported ok), want 1", afterStart, obs.fetchesOK.Load())
 	}
 
 	claims := claimsFor("kid-user")
-	rsaToken := signKid(t, "RS256", "rsa-1", rsa1, claims)
+	rsaToken := testkit.SignKid(t, "RS256", "rsa-1", rsa1, claims)
 	for name, tt := range map[string]struct {
 		token string
 		want  bool
 	}{
 		"rsa kid":                    {rsaToken, true},
-		"ec kid, JWK without alg":    {signKid(t, "ES256", "ec-1", ec1, claims), true},
+		"ec kid, JWK without alg":    {testkit.SignKid(t, "ES256", "ec-1", ec1, claims), true},
 		"static secret still works":  {tokenFor(t, "kid-user"), true},
-		"JWK alg RS256, token PS256": {signKid(t, "PS256", "rsa-1", rsa1, claims), false},
-		"kid of an RSA key, ES256":   {signKid(t, "ES256", "rsa-1", ec1, claims), false},
-		"right kid, other key":       {signKid(t, "RS256", "rsa-1", rsa2, claims), false},
-		"RS256 on the EC kid":        {signKid(t, "RS256", "ec-1", rsa1, claims), false},
-		"HS256 with a kid":           {signKid(t, "HS256", "rsa-1", []byte(testSecret), claims), true},
+		"JWK alg RS256, token PS256": {testkit.SignKid(t, "PS256", "rsa-1", rsa1, claims), false},
+		"kid of an RSA key, ES256":   {testkit.SignKid(t, "ES256", "rsa-1", ec1, claims), false},
+		"right kid, other key":       {testkit.SignKid(t, "RS256", "rsa-1", rsa2, claims), false},
+		"RS256 on the EC kid":        {testkit.SignKid(t, "RS256", "ec-1", rsa1, claims), false},
+		"HS256 with a kid":           {testkit.SignKid(t, "HS256", "rsa-1", []byte(testSecret), claims), true},
 	} {
 		if got := accepted(t, v, tt.token); got != tt.want {
 			t.Errorf("%s: accepted %v, want %v", name, got, tt.want)
 		}
 	}
-	if got := srv.fetches.Load(); got != afterStart {
+	if got := srv.Fetches.Load(); got != afterStart {
 		t.Errorf("known kids caused %d fetches", got-afterStart)
 	}
 	// A JWK without alg leaves the check to the key's type.
-	if _, e := verifyToken(v, signKid(t, "RS256", "ec-1", rsa1, claims)); e == nil || e.Reason != "key_type" {
+	if _, e := verifyToken(v, testkit.SignKid(t, "RS256", "ec-1", rsa1, claims)); e == nil || e.Reason != "key_type" {
 		t.Errorf("RS256 token on the EC kid: %v, want key_type", e)
 	}
 
-	srv.serve(t, testJWK{kid: "rsa-2", alg: jwkset.AlgRS256, key: &rsa2.PublicKey})
-	if !accepted(t, v, signKid(t, "RS256", "rsa-2", rsa2, claims)) {
+	srv.Serve(t, testkit.JWK{KID: "rsa-2", ALG: jwkset.AlgRS256, Key: &rsa2.PublicKey})
+	if !accepted(t, v, testkit.SignKid(t, "RS256", "rsa-2", rsa2, claims)) {
 		t.Fatal("token of the new key refused")
 	}
-	if got := srv.fetches.Load(); got != afterStart+1 {
+	if got := srv.Fetches.Load(); got != afterStart+1 {
 		t.Errorf("rotation took %d fetches, want 1", got-afterStart)
 	}
 	if accepted(t, v, rsaToken) {
@@ -119,10 +120,10 @@ func TestJWKSKidSelectionAndRotation(t *testing.T) {
 // most one fetch per refetch interval, and none waits long.
 func TestJWKSUnknownKidBurst(t *testing.T) {
 	key, _ := rsa.GenerateKey(rand.Reader, 2048)
-	srv := newJWKSServer(t)
-	srv.serve(t, testJWK{kid: "known", alg: jwkset.AlgRS256, key: &key.PublicKey})
+	srv := testkit.NewJWKSServer(t)
+	srv.Serve(t, testkit.JWK{KID: "known", ALG: jwkset.AlgRS256, Key: &key.PublicKey})
 	v, _ := jwksVerifier(t, nil, srv.URL)
-	start := srv.fetches.Load()
+	start := srv.Fetches.Load()
 
 	const burst = 50
 	var wg sync.WaitGroup
@@ -130,7 +131,7 @@ func TestJWKSUnknownKidBurst(t *testing.T) {
 	began := time.Now()
 	for i := range burst {
 		wg.Go(func() {
-			_, refused[i] = verifyToken(v, signKid(t, "RS256", fmt.Sprintf("unknown-%d", i), key, claimsFor("burst")))
+			_, refused[i] = verifyToken(v, testkit.SignKid(t, "RS256", fmt.Sprintf("unknown-%d", i), key, claimsFor("burst")))
 		})
 	}
 	wg.Wait()
@@ -140,15 +141,15 @@ func TestJWKSUnknownKidBurst(t *testing.T) {
 			t.Errorf("token %d: %v, want unknown_key", i, e)
 		}
 	}
-	fetched := srv.fetches.Load() - start
+	fetched := srv.Fetches.Load() - start
 	t.Logf("%d unknown-kid tokens: %d fetches in %s", burst, fetched, took)
 	if fetched > 1 {
 		t.Errorf("%d fetches for the burst, want at most 1 per interval", fetched)
 	}
-	if !accepted(t, v, signKid(t, "RS256", "known", key, claimsFor("burst"))) {
+	if !accepted(t, v, testkit.SignKid(t, "RS256", "known", key, claimsFor("burst"))) {
 		t.Error("known kid refused after the burst")
 	}
-	if got := srv.fetches.Load() - start; got != fetched {
+	if got := srv.Fetches.Load() - start; got != fetched {
 		t.Error("a known kid caused a fetch")
 	}
 }
@@ -159,9 +160,9 @@ func TestJWKSUnknownKidBurst(t *testing.T) {
 // fetched.
 func TestJWKSUnreachableAtStart(t *testing.T) {
 	key, _ := rsa.GenerateKey(rand.Reader, 2048)
-	srv := newJWKSServer(t)
-	srv.serve(t, testJWK{kid: "late", alg: jwkset.AlgRS256, key: &key.PublicKey})
-	srv.fail(true)
+	srv := testkit.NewJWKSServer(t)
+	srv.Serve(t, testkit.JWK{KID: "late", ALG: jwkset.AlgRS256, Key: &key.PublicKey})
+	srv.Fail(true)
 	core, logs := observer.New(zap.DebugLevel)
 	withCredentials := strings.Replace(srv.URL, "http://", "http://user:hunter2@", 1) + "?token=querysecret"
 	v, obs := loggedJWKSVerifier(t, zap.New(core), nil, withCredentials)
@@ -171,18 +172,18 @@ func TestJWKSUnreachableAtStart(t *testing.T) {
 	if st := v.JWKS(); len(st) != 1 || st[0].Loaded || st[0].LastError == "" || !st[0].LastFetch.IsZero() {
 		t.Errorf("status while down: %+v", st)
 	}
-	kidToken := signKid(t, "RS256", "late", key, claimsFor("late-user"))
+	kidToken := testkit.SignKid(t, "RS256", "late", key, claimsFor("late-user"))
 	if !accepted(t, v, tokenFor(t, "late-user")) {
 		t.Fatal("static secret refused while the JWKS is down")
 	}
 	if accepted(t, v, kidToken) {
 		t.Fatal("kid token accepted while the JWKS is down")
 	}
-	srv.fail(false)
+	srv.Fail(false)
 	deadline := time.Now().Add(15 * time.Second)
 	for !accepted(t, v, kidToken) {
 		if time.Now().After(deadline) {
-			t.Fatalf("the JWKS was not picked up after it came back (%d fetches)", srv.fetches.Load())
+			t.Fatalf("the JWKS was not picked up after it came back (%d fetches)", srv.Fetches.Load())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -214,21 +215,21 @@ func TestJWKSUnreachableAtStart(t *testing.T) {
 func TestJWKSPeriodicRefresh(t *testing.T) {
 	k1, _ := rsa.GenerateKey(rand.Reader, 2048)
 	k2, _ := rsa.GenerateKey(rand.Reader, 2048)
-	srv := newJWKSServer(t)
-	srv.serve(t, testJWK{kid: "k1", alg: jwkset.AlgRS256, key: &k1.PublicKey})
+	srv := testkit.NewJWKSServer(t)
+	srv.Serve(t, testkit.JWK{KID: "k1", ALG: jwkset.AlgRS256, Key: &k1.PublicKey})
 	v, obs := jwksVerifier(t, func(c *Config) {
 		c.JWKSRefresh = caddy.Duration(100 * time.Millisecond)
 	}, srv.URL)
-	srv.serve(t, testJWK{kid: "k1", alg: jwkset.AlgRS256, key: &k1.PublicKey},
-		testJWK{kid: "k2", alg: jwkset.AlgRS256, key: &k2.PublicKey})
+	srv.Serve(t, testkit.JWK{KID: "k1", ALG: jwkset.AlgRS256, Key: &k1.PublicKey},
+		testkit.JWK{KID: "k2", ALG: jwkset.AlgRS256, Key: &k2.PublicKey})
 	deadline := time.Now().Add(10 * time.Second)
-	for srv.fetches.Load() < 3 {
+	for srv.Fetches.Load() < 3 {
 		if time.Now().After(deadline) {
-			t.Fatalf("only %d fetches in 10s with jwks_refresh 100ms", srv.fetches.Load())
+			t.Fatalf("only %d fetches in 10s with jwks_refresh 100ms", srv.Fetches.Load())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if !accepted(t, v, signKid(t, "RS256", "k2", k2, claimsFor("refresh"))) {
+	if !accepted(t, v, testkit.SignKid(t, "RS256", "k2", k2, claimsFor("refresh"))) {
 		t.Fatal("key added to the set refused")
 	}
 	if obs.fetchesOK.Load() < 3 {
@@ -240,16 +241,16 @@ func TestJWKSPeriodicRefresh(t *testing.T) {
 // a refresh drops that key.
 func TestJWKSChangeEmptiesCache(t *testing.T) {
 	key, _ := rsa.GenerateKey(rand.Reader, 2048)
-	srv := newJWKSServer(t)
-	srv.serve(t, testJWK{kid: "k", alg: jwkset.AlgRS256, key: &key.PublicKey})
+	srv := testkit.NewJWKSServer(t)
+	srv.Serve(t, testkit.JWK{KID: "k", ALG: jwkset.AlgRS256, Key: &key.PublicKey})
 	v, obs := jwksVerifier(t, func(c *Config) {
 		c.JWKSRefresh = caddy.Duration(50 * time.Millisecond)
 	}, srv.URL)
-	tok := signKid(t, "RS256", "k", key, claimsFor("cached"))
+	tok := testkit.SignKid(t, "RS256", "k", key, claimsFor("cached"))
 	if !accepted(t, v, tok) || !accepted(t, v, tok) || obs.hits.Load() != 1 {
 		t.Fatalf("token not served from the cache: %d hits", obs.hits.Load())
 	}
-	srv.serve(t)
+	srv.Serve(t)
 	deadline := time.Now().Add(10 * time.Second)
 	for accepted(t, v, tok) {
 		if time.Now().After(deadline) {
@@ -269,11 +270,11 @@ func TestJWKSSetsShareOneClient(t *testing.T) {
 	keyA2, _ := rsa.GenerateKey(rand.Reader, 2048)
 	keyB, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	keyD, _ := rsa.GenerateKey(rand.Reader, 2048)
-	srvA, srvB, srvDown := newJWKSServer(t), newJWKSServer(t), newJWKSServer(t)
-	srvA.serve(t, testJWK{kid: "a1", alg: jwkset.AlgRS256, key: &keyA1.PublicKey})
-	srvB.serve(t, testJWK{kid: "b1", alg: jwkset.AlgES256, key: &keyB.PublicKey})
-	srvDown.serve(t, testJWK{kid: "d1", alg: jwkset.AlgRS256, key: &keyD.PublicKey})
-	srvDown.fail(true)
+	srvA, srvB, srvDown := testkit.NewJWKSServer(t), testkit.NewJWKSServer(t), testkit.NewJWKSServer(t)
+	srvA.Serve(t, testkit.JWK{KID: "a1", ALG: jwkset.AlgRS256, Key: &keyA1.PublicKey})
+	srvB.Serve(t, testkit.JWK{KID: "b1", ALG: jwkset.AlgES256, Key: &keyB.PublicKey})
+	srvDown.Serve(t, testkit.JWK{KID: "d1", ALG: jwkset.AlgRS256, Key: &keyD.PublicKey})
+	srvDown.Fail(true)
 	v, _ := jwksVerifier(t, nil, srvA.URL, srvB.URL, srvDown.URL, srvA.URL)
 
 	st := v.JWKS()
@@ -284,26 +285,26 @@ func TestJWKSSetsShareOneClient(t *testing.T) {
 		t.Errorf("status at start %+v", st)
 	}
 	claims := claimsFor("sets")
-	if !accepted(t, v, signKid(t, "RS256", "a1", keyA1, claims)) || !accepted(t, v, signKid(t, "ES256", "b1", keyB, claims)) {
+	if !accepted(t, v, testkit.SignKid(t, "RS256", "a1", keyA1, claims)) || !accepted(t, v, testkit.SignKid(t, "ES256", "b1", keyB, claims)) {
 		t.Fatal("a kid of one of the sets refused")
 	}
-	fetchesAB := func() int64 { return srvA.fetches.Load() + srvB.fetches.Load() }
-	if a, b := srvA.fetches.Load(), srvB.fetches.Load(); a != 1 || b != 1 {
+	fetchesAB := func() int64 { return srvA.Fetches.Load() + srvB.Fetches.Load() }
+	if a, b := srvA.Fetches.Load(), srvB.Fetches.Load(); a != 1 || b != 1 {
 		t.Fatalf("fetches at start: A %d, B %d; want 1 each", a, b)
 	}
 
-	srvA.serve(t, testJWK{kid: "a2", alg: jwkset.AlgRS256, key: &keyA2.PublicKey})
-	if !accepted(t, v, signKid(t, "RS256", "a2", keyA2, claims)) {
+	srvA.Serve(t, testkit.JWK{KID: "a2", ALG: jwkset.AlgRS256, Key: &keyA2.PublicKey})
+	if !accepted(t, v, testkit.SignKid(t, "RS256", "a2", keyA2, claims)) {
 		t.Fatal("token of the rotated key refused")
 	}
-	if got := srvA.fetches.Load(); got != 2 {
+	if got := srvA.Fetches.Load(); got != 2 {
 		t.Errorf("A fetched %d times, want 2", got)
 	}
 	afterRotation := fetchesAB()
 	var wg sync.WaitGroup
 	for i := range 20 {
 		wg.Go(func() {
-			if accepted(t, v, signKid(t, "RS256", fmt.Sprintf("unknown-%d", i), keyA2, claims)) {
+			if accepted(t, v, testkit.SignKid(t, "RS256", fmt.Sprintf("unknown-%d", i), keyA2, claims)) {
 				t.Errorf("unknown kid %d accepted", i)
 			}
 		})
@@ -313,12 +314,12 @@ func TestJWKSSetsShareOneClient(t *testing.T) {
 		t.Errorf("the burst fetched the sets %d more times, want none: one limiter for all", got)
 	}
 
-	srvDown.fail(false)
-	dToken := signKid(t, "RS256", "d1", keyD, claims)
+	srvDown.Fail(false)
+	dToken := testkit.SignKid(t, "RS256", "d1", keyD, claims)
 	deadline := time.Now().Add(15 * time.Second)
 	for !accepted(t, v, dToken) {
 		if time.Now().After(deadline) {
-			t.Fatalf("the set down at start was not picked up (%d fetches)", srvDown.fetches.Load())
+			t.Fatalf("the set down at start was not picked up (%d fetches)", srvDown.Fetches.Load())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

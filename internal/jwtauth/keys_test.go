@@ -29,7 +29,7 @@ func TestLoadPublicKeys(t *testing.T) {
 	}
 	// A self-signed certificate carrying the EC P-256 test key.
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test"}, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
-	certDER, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &testKeys.ec256.PublicKey, testKeys.ec256)
+	certDER, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &testKeys.EC256.PublicKey, testKeys.EC256)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,14 +43,14 @@ func TestLoadPublicKeys(t *testing.T) {
 		kinds []keyKind
 		err   string
 	}{
-		{testKeys.rsaPEM, []keyKind{keyRSA}, ""},
-		{testKeys.ecPEM, []keyKind{keyP256, keyP384, keyP521}, ""},
-		{testKeys.edPEM, []keyKind{keyEd25519}, ""},
-		{write("pkcs1.pem", &pem.Block{Type: "RSA PUBLIC KEY", Bytes: x509.MarshalPKCS1PublicKey(&testKeys.rsa.PublicKey)}), []keyKind{keyRSA}, ""},
+		{testKeys.RSAPEM, []keyKind{keyRSA}, ""},
+		{testKeys.ECPEM, []keyKind{keyP256, keyP384, keyP521}, ""},
+		{testKeys.EdPEM, []keyKind{keyEd25519}, ""},
+		{write("pkcs1.pem", &pem.Block{Type: "RSA PUBLIC KEY", Bytes: x509.MarshalPKCS1PublicKey(&testKeys.RSA.PublicKey)}), []keyKind{keyRSA}, ""},
 		{write("cert.pem", &pem.Block{Type: "CERTIFICATE", Bytes: certDER}), []keyKind{keyP256}, ""},
 		{write("weak.pem", &pem.Block{Type: "PUBLIC KEY", Bytes: weakDER}), nil, "too weak"},
 		{write("p224.pem", &pem.Block{Type: "PUBLIC KEY", Bytes: p224DER}), nil, "P-224 is not supported"},
-		{testKeys.privPEM, nil, "holds a private key"},
+		{testKeys.PrivPEM, nil, "holds a private key"},
 		{write("empty.pem"), nil, "no PEM public key"},
 		{filepath.Join(dir, "missing.pem"), nil, "no such file"},
 	}

@@ -2,19 +2,7 @@ package jwtauth
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"encoding/json"
-	"encoding/pem"
-	"net/http"
-	"net/http/httptest"
 	"os"
-	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,6 +10,7 @@ import (
 	"github.com/MicahParks/jwkset"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/ownid-sessions/caddy-ownid-sessions/internal/testkit"
 	"go.uber.org/zap"
 )
 
@@ -44,19 +33,8 @@ var t0 = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 // environment as OWNID_TEST_SECRET, as a user would.
 const testSecret = "test-secret-0123456789abcdef0123456789"
 
-// testKeys are generated once per test binary; their public halves are
-// written to PEM files for the configs.
-var testKeys struct {
-	rsa     *rsa.PrivateKey
-	ec256   *ecdsa.PrivateKey
-	ec384   *ecdsa.PrivateKey
-	ec521   *ecdsa.PrivateKey
-	ed      ed25519.PrivateKey
-	rsaPEM  string // file with the RSA public key
-	ecPEM   string // file with the three EC public keys
-	edPEM   string // file with the Ed25519 public key
-	privPEM string // file with the RSA private key (must be refused as a key)
-}
+// testKeys are generated once per test binary (internal/testkit).
+var testKeys *testkit.Keys
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "jwtauth-test-")
@@ -64,50 +42,10 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	os.Setenv("OWNID_TEST_SECRET", testSecret)
-	makeTestKeys(dir)
+	testKeys = testkit.MakeKeys(dir)
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-func makeTestKeys(dir string) {
-	must := func(err error) {
-		if err != nil {
-			panic(err)
-		}
-	}
-	var err error
-	testKeys.rsa, err = rsa.GenerateKey(rand.Reader, 2048)
-	must(err)
-	testKeys.ec256, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	must(err)
-	testKeys.ec384, err = ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	must(err)
-	testKeys.ec521, err = ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
-	must(err)
-	_, testKeys.ed, err = ed25519.GenerateKey(rand.Reader)
-	must(err)
-
-	pubPEM := func(keys ...any) []byte {
-		var out []byte
-		for _, k := range keys {
-			der, err := x509.MarshalPKIXPublicKey(k)
-			must(err)
-			out = append(out, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})...)
-		}
-		return out
-	}
-	write := func(name string, data []byte) string {
-		p := filepath.Join(dir, name)
-		must(os.WriteFile(p, data, 0o600))
-		return p
-	}
-	testKeys.rsaPEM = write("rsa.pem", pubPEM(&testKeys.rsa.PublicKey))
-	testKeys.ecPEM = write("ec.pem", pubPEM(&testKeys.ec256.PublicKey, &testKeys.ec384.PublicKey, &testKeys.ec521.PublicKey))
-	testKeys.edPEM = write("ed.pem", pubPEM(testKeys.ed.Public()))
-	testKeys.privPEM = write("rsa-private.pem", pem.EncodeToMemory(&pem.Block{
-		Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(testKeys.rsa),
-	}))
 }
 
 // signingKey returns the private key that signs alg in these tests.
@@ -116,15 +54,15 @@ func signingKey(alg string) any {
 	case keyHMAC:
 		return []byte(testSecret)
 	case keyRSA:
-		return testKeys.rsa
+		return testKeys.RSA
 	case keyP256:
-		return testKeys.ec256
+		return testKeys.EC256
 	case keyP384:
-		return testKeys.ec384
+		return testKeys.EC384
 	case keyP521:
-		return testKeys.ec521
+		return testKeys.EC521
 	case keyEd25519:
-		return testKeys.ed
+		return testKeys.Ed
 	}
 	panic("no test key for " + alg)
 }
@@ -205,76 +143,10 @@ func testEnv(t testing.TB) Env {
 	}
 }
 
-// jwksServer is a real HTTP server for a JWK Set that the test can change,
-// break and count.
-type jwksServer struct {
-	*httptest.Server
-	mu      sync.Mutex
-	body    []byte
-	failing bool
-	fetches atomic.Int64
-}
-
-func newJWKSServer(t *testing.T) *jwksServer {
-	s := &jwksServer{}
-	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.fetches.Add(1)
-		s.mu.Lock()
-		body, failing := s.body, s.failing
-		s.mu.Unlock()
-		if failing {
-			http.Error(w, "down", http.StatusServiceUnavailable)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.Write(body)
-	}))
-	t.Cleanup(s.Close)
-	return s
-}
-
 type testJWK struct {
 	kid string
 	alg jwkset.ALG // "" leaves alg out of the JWK
 	key any        // the public key
-}
-
-// serve replaces the set the server answers with.
-func (s *jwksServer) serve(t *testing.T, keys ...testJWK) {
-	t.Helper()
-	var set jwkset.JWKSMarshal
-	for _, k := range keys {
-		jwk, err := jwkset.NewJWKFromKey(k.key, jwkset.JWKOptions{Metadata: jwkset.JWKMetadataOptions{KID: k.kid, ALG: k.alg}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		set.Keys = append(set.Keys, jwk.Marshal())
-	}
-	body, err := json.Marshal(set)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.mu.Lock()
-	s.body, s.failing = body, false
-	s.mu.Unlock()
-}
-
-func (s *jwksServer) fail(failing bool) {
-	s.mu.Lock()
-	s.failing = failing
-	s.mu.Unlock()
-}
-
-// signKid signs claims with key under alg, naming kid in the header.
-func signKid(t *testing.T, alg, kid string, key any, claims jwt.MapClaims) string {
-	t.Helper()
-	tok := jwt.NewWithClaims(jwt.GetSigningMethod(alg), claims)
-	tok.Header["kid"] = kid
-	s, err := tok.SignedString(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }
 
 // jwksVerifier is a verifier of HS256 (the test secret) and RS256, PS256

@@ -10,6 +10,7 @@ import (
 	"github.com/MicahParks/jwkset"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/ownid-sessions/caddy-ownid-sessions/internal/testkit"
 )
 
 // twoProviders is a verifier of two RS256 providers, a and b, each with its
@@ -19,9 +20,9 @@ func twoProviders(t *testing.T) (v *Verifier, keyA, keyB *rsa.PrivateKey, obs *c
 	t.Helper()
 	keyA, _ = rsa.GenerateKey(rand.Reader, 2048)
 	keyB, _ = rsa.GenerateKey(rand.Reader, 2048)
-	srvA, srvB := newJWKSServer(t), newJWKSServer(t)
-	srvA.serve(t, testJWK{kid: "k1", alg: jwkset.AlgRS256, key: &keyA.PublicKey})
-	srvB.serve(t, testJWK{kid: "k1", alg: jwkset.AlgRS256, key: &keyB.PublicKey})
+	srvA, srvB := testkit.NewJWKSServer(t), testkit.NewJWKSServer(t)
+	srvA.Serve(t, testkit.JWK{KID: "k1", ALG: jwkset.AlgRS256, Key: &keyA.PublicKey})
+	srvB.Serve(t, testkit.JWK{KID: "k1", ALG: jwkset.AlgRS256, Key: &keyB.PublicKey})
 	cfgs := []*Config{
 		{Name: "a", Algorithms: []string{"RS256"}, Issuers: []string{"https://a.example"}, JWKS: []string{srvA.URL}, JWKSRefetchInterval: caddy.Duration(time.Hour)},
 		{Name: "b", Algorithms: []string{"RS256"}, Issuers: []string{"https://b.example"}, JWKS: []string{srvB.URL}, JWKSRefetchInterval: caddy.Duration(time.Hour), Require: map[string][]string{"role": {"admin"}}},
@@ -59,12 +60,12 @@ func TestProvidersMatchByIssuer(t *testing.T) {
 		reason   string
 		status   int
 	}{
-		"a's token":                   {token: signKid(t, "RS256", "k1", keyA, issued("https://a.example")), provider: "a"},
-		"b's token":                   {token: signKid(t, "RS256", "k1", keyB, issued("https://b.example", "role", "admin")), provider: "b"},
-		"a's iss, b's key":            {token: signKid(t, "RS256", "k1", keyB, issued("https://a.example")), reason: "signature", status: 401},
-		"b's iss, a's key":            {token: signKid(t, "RS256", "k1", keyA, issued("https://b.example", "role", "admin")), reason: "signature", status: 401},
-		"b's rules hold b's tokens":   {token: signKid(t, "RS256", "k1", keyB, issued("https://b.example")), reason: "requirement", status: 403},
-		"unknown issuer":              {token: signKid(t, "RS256", "k1", keyA, issued("https://c.example")), reason: "issuer", status: 401},
+		"a's token":                   {token: testkit.SignKid(t, "RS256", "k1", keyA, issued("https://a.example")), provider: "a"},
+		"b's token":                   {token: testkit.SignKid(t, "RS256", "k1", keyB, issued("https://b.example", "role", "admin")), provider: "b"},
+		"a's iss, b's key":            {token: testkit.SignKid(t, "RS256", "k1", keyB, issued("https://a.example")), reason: "signature", status: 401},
+		"b's iss, a's key":            {token: testkit.SignKid(t, "RS256", "k1", keyA, issued("https://b.example", "role", "admin")), reason: "signature", status: 401},
+		"b's rules hold b's tokens":   {token: testkit.SignKid(t, "RS256", "k1", keyB, issued("https://b.example")), reason: "requirement", status: 403},
+		"unknown issuer":              {token: testkit.SignKid(t, "RS256", "k1", keyA, issued("https://c.example")), reason: "issuer", status: 401},
 		"no iss goes to local":        {token: sign(t, "HS256", issued("")), provider: "local"},
 		"unknown iss, local's secret": {token: sign(t, "HS256", issued("https://c.example")), reason: "issuer", status: 401},
 		"a's iss, local's secret":     {token: sign(t, "HS256", issued("https://a.example")), reason: "signature", status: 401},

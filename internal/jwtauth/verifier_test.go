@@ -26,7 +26,7 @@ func testVerifier(t testing.TB, mutate func(*Config)) *Verifier {
 	cfg := &Config{
 		Algorithms: allAlgorithms,
 		Secret:     testSecret,
-		Keys:       []string{testKeys.rsaPEM, testKeys.ecPEM, testKeys.edPEM},
+		Keys:       []string{testKeys.RSAPEM, testKeys.ECPEM, testKeys.EdPEM},
 	}
 	if mutate != nil {
 		mutate(cfg)
@@ -85,7 +85,7 @@ func TestVerifyRejects(t *testing.T) {
 		return c
 	}
 	// Algorithm confusion: an HS256 token keyed with the RSA public key PEM.
-	hsRSA, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, good()).SignedString(mustRead(t, testKeys.rsaPEM))
+	hsRSA, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, good()).SignedString(mustRead(t, testKeys.RSAPEM))
 	none, _ := jwt.NewWithClaims(jwt.SigningMethodNone, good()).SignedString(jwt.UnsafeAllowNoneSignatureType)
 	// A key the verifier does not hold, as after a rotation.
 	retired, err := rsa.GenerateKey(rand.Reader, 2048)
@@ -174,11 +174,11 @@ func TestNewVerifierConfigErrors(t *testing.T) {
 		"short secret":       {Config{Algorithms: []string{"HS256"}, Secret: "short"}, "jwt secret: must be at least 32 bytes"},
 		"unset env secret":   {Config{Algorithms: []string{"HS256"}, Secret: "{env.OWNID_NOT_SET_ANYWHERE}"}, "jwt secret"},
 		"alg without key":    {Config{Algorithms: []string{"HS256", "RS256"}, Secret: testSecret}, "jwt alg: RS256 needs an RSA key"},
-		"key without alg":    {Config{Algorithms: []string{"HS256"}, Secret: testSecret, Keys: []string{testKeys.rsaPEM}}, "jwt alg: an RSA key is configured but no allowed algorithm uses it"},
-		"curve mismatch":     {Config{Algorithms: []string{"ES256"}, Keys: []string{testKeys.edPEM}}, "ES256 needs an EC P-256 key"},
+		"key without alg":    {Config{Algorithms: []string{"HS256"}, Secret: testSecret, Keys: []string{testKeys.RSAPEM}}, "jwt alg: an RSA key is configured but no allowed algorithm uses it"},
+		"curve mismatch":     {Config{Algorithms: []string{"ES256"}, Keys: []string{testKeys.EdPEM}}, "ES256 needs an EC P-256 key"},
 		"missing key file":   {Config{Algorithms: []string{"RS256"}, Keys: []string{filepath.Join(dir, "nope.pem")}}, "jwt key:"},
 		"not pem":            {Config{Algorithms: []string{"RS256"}, Keys: []string{garbage}}, "no PEM public key"},
-		"private key":        {Config{Algorithms: []string{"RS256"}, Keys: []string{testKeys.privPEM}}, "holds a private key"},
+		"private key":        {Config{Algorithms: []string{"RS256"}, Keys: []string{testKeys.PrivPEM}}, "holds a private key"},
 		"negative leeway":    {Config{Algorithms: []string{"HS256"}, Secret: testSecret, Leeway: durationPtr(-time.Second)}, "jwt leeway"},
 		"lowercase alg name": {Config{Algorithms: []string{"hs256"}, Secret: testSecret}, "unknown algorithm"},
 	}
