@@ -52,6 +52,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			jwks_max_keys         <n>
 //			cache_size            <entries>
 //			cache_ttl             <duration>
+//			session_claim         <claim>
+//			session_check_ttl     <duration>
 //		}
 //		scheme          <scheme> <provider...>
 //		ignore_scheme   <scheme...>
@@ -67,6 +69,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		}
 //		store           redis <url> { ... }
 //		session_timeout <duration>
+//		max_lifetime    <duration>
+//		cursor_secret   <secret>
 //		max_sessions    <n>
 //		validate_responses off | report | enforce
 //		response_buffer <size>
@@ -97,12 +101,16 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.Undescribed, err = oneArg(d)
 		case "app_claim":
 			h.AppClaim, err = oneArg(d)
+		case "cursor_secret":
+			h.CursorSecret, err = oneArg(d)
 		case "response_buffer":
 			h.ResponseBuffer, err = sizeArg(d, sub, 1<<30)
 		case "max_body":
 			h.MaxBody, err = sizeArg(d, sub, 1<<40)
 		case "session_timeout":
 			h.SessionTimeout, err = durationArg(d, sub)
+		case "max_lifetime":
+			h.MaxLifetime, err = durationArg(d, sub)
 		case "max_sessions":
 			h.MaxSessions, err = countArg(d, sub)
 		case "strict":
@@ -266,8 +274,13 @@ func unmarshalJWT(j *jwtauth.Config, d *caddyfile.Dispenser) error {
 				return d.Errf("jwt jwks_max_keys: want a positive number of keys, got %q", strings.Join(args, " "))
 			}
 			j.JWKSMaxKeys = n
-		case "jwks_refresh", "jwks_refetch_interval", "jwks_wait", "cache_ttl":
-			dur, err := oneDuration(d, sub, args, false)
+		case "session_claim":
+			if len(args) != 1 {
+				return d.Errf("jwt session_claim: takes one claim name")
+			}
+			j.SessionClaim = args[0]
+		case "jwks_refresh", "jwks_refetch_interval", "jwks_wait", "cache_ttl", "session_check_ttl":
+			dur, err := oneDuration(d, sub, args, sub == "session_check_ttl")
 			if err != nil {
 				return err
 			}
@@ -280,6 +293,8 @@ func unmarshalJWT(j *jwtauth.Config, d *caddyfile.Dispenser) error {
 				j.JWKSWait = dur
 			case "cache_ttl":
 				j.CacheTTL = dur
+			case "session_check_ttl":
+				j.SessionCheckTTL = dur
 			}
 		case "cache_size":
 			n, err := strconv.Atoi(args[0])

@@ -204,6 +204,14 @@ http://localhost:9080 {
 		"bad preflight":              {"preflight maybe\njwt {\n alg HS256\n secret {env.OWNID_TEST_SECRET}\n}", `preflight: unknown value \"maybe\"`},
 		"bad resource_metadata":      {"resource_metadata not-a-url\njwt {\n alg HS256\n secret {env.OWNID_TEST_SECRET}\n}", `resource_metadata: \"not-a-url\" is not a resource identifier`},
 		"bad app":                    {"apps my-app /\njwt {\n alg HS256\n secret {env.OWNID_TEST_SECRET}\n}", `apps: \"/\" is not an app name`},
+		"forward store unused":       {"mode forward\nstore memory\njwt {\n alg HS256\n secret {env.OWNID_TEST_SECRET}\n}", "which no jwt block sets"},
+		"forward binding no store":   {"mode forward\njwt {\n alg HS256\n secret {env.OWNID_TEST_SECRET}\n session_claim sid\n}", "jwt session_claim: in forward mode, name the store"},
+		"check ttl without claim":    {"jwt {\n alg HS256\n secret {env.OWNID_TEST_SECRET}\n session_check_ttl 5s\n}", "jwt session_check_ttl: needs session_claim"},
+		"named check ttl":            {"jwt a {\n alg HS256\n secret {env.OWNID_TEST_SECRET}\n session_check_ttl 5s\n}", "jwt a session_check_ttl: needs session_claim"},
+		"bad session claim":          {"jwt {\n alg HS256\n secret {env.OWNID_TEST_SECRET}\n session_claim \" sid\"\n}", `jwt session_claim: \" sid\" is not a claim name`},
+		"short cursor secret":        {"cursor_secret short\njwt {\n alg HS256\n secret {env.OWNID_TEST_SECRET}\n}", "cursor_secret: must be at least 32 bytes, got 5"},
+		"huge lifetime":              {"max_lifetime 100000h\njwt {\n alg HS256\n secret {env.OWNID_TEST_SECRET}\n}", "max_lifetime: must be between 1s and"},
+		"tiny lifetime":              {"max_lifetime 10ms\njwt {\n alg HS256\n secret {env.OWNID_TEST_SECRET}\n}", "max_lifetime: must be between 1s and"},
 		"plain http jwks":            {"jwt {\n alg RS256\n jwks http://issuer.example/jwks\n}", "jwt jwks: http://issuer.example/jwks: plain http is only allowed to a loopback host"},
 	}
 	for name, tt := range tests {

@@ -139,6 +139,7 @@ type sessionOut struct {
 	Created    string         `json:"created"`
 	Timeout    int64          `json:"timeout"`
 	LastActive string         `json:"lastActive"`
+	ExpiresAt  string         `json:"expiresAt"`
 	Payload    map[string]any `json:"payload"`
 }
 

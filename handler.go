@@ -131,6 +131,9 @@ func (h *Handler) authorize(r *http.Request, rt route) (Owner, *problem) {
 		// there are, and nothing stored or forwarded.
 		return owner, newProblem(kindNotFound, "no such session for this app and account")
 	}
+	if p := h.checkBoundSession(r.Context(), id, rt.app); p != nil {
+		return owner, p
+	}
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		repl.Map(id.Placeholder)
 	}
@@ -158,11 +161,28 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rt route, owner 
 			}
 			timeout = time.Duration(seconds) * time.Second
 		}
+		// And an expiration, if any, that is an integer from 1 on.
+		lifetime := time.Duration(h.MaxLifetime)
+		if raw := body.doc.member("expiration"); raw != nil {
+			seconds, err := strconv.ParseFloat(string(raw), 64)
+			if err != nil || seconds < 1 || seconds != float64(int64(seconds)) {
+				return 0, newProblem(kindInvalidRequest, "expiration must be a whole number of seconds from 1 on")
+			}
+			asked := time.Duration(min(seconds, maxSessionLifetime.Seconds())) * time.Second
+			if lifetime == 0 || asked < lifetime {
+				lifetime = asked
+			}
+		}
+		var expires time.Time
+		if lifetime > 0 {
+			expires = now.Add(lifetime)
+		}
 		s, err := h.store.Create(ctx, owner, store.Session{
 			ID:         store.NewID(),
 			Created:    now,
 			LastActive: now,
 			Timeout:    timeout,
+			Expires:    expires,
 			Payload:    compact(body.doc.member("payload")),
 		}, h.MaxSessions, now)
 		if err != nil {
@@ -175,10 +195,12 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rt route, owner 
 
 	case rt.template == collectionPath && r.Method == http.MethodDelete:
 		// The contract checked except: a session id, when present.
-		n, err := h.store.DeleteAll(ctx, owner, r.URL.Query().Get("except"), now)
+		except := r.URL.Query().Get("except")
+		n, err := h.store.DeleteAll(ctx, owner, except, now)
 		if err != nil {
 			return 0, h.storeProblem(err)
 		}
+		h.forgetLive(owner, "", except)
 		hdr := w.Header()
 		hdr.Set("Sessions-Deleted", strconv.Itoa(n))
 		hdr.Set("Cache-Control", "no-store")
@@ -186,9 +208,18 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rt route, owner 
 		return http.StatusNoContent, nil
 
 	case rt.template == collectionPath: // GET
+		limit, after, p := h.listPage(r.URL.Query(), owner)
+		if p != nil {
+			return 0, p
+		}
 		sessions, err := h.store.List(ctx, owner, now)
 		if err != nil {
 			return 0, h.storeProblem(err)
+		}
+		sessions, more := pageOf(sessions, after, limit)
+		if more {
+			next := encodeCursor(h.cursorKey, owner, &sessions[len(sessions)-1])
+			w.Header().Set("Link", nextLink(r.URL.Path, limit, next))
 		}
 		body := append(make([]byte, 0, 256*len(sessions)+2), '[')
 		for i := range sessions {
@@ -219,6 +250,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rt route, owner 
 		if err != nil {
 			return 0, h.storeProblem(err)
 		}
+		h.forgetLive(owner, rt.sessionID, "")
 		w.Header().Set("Cache-Control", "no-store")
 		w.WriteHeader(http.StatusNoContent)
 		return http.StatusNoContent, nil
@@ -281,7 +313,8 @@ func (h *Handler) storeProblem(err error) *problem {
 const timeLayout = "2006-01-02T15:04:05.000Z07:00"
 
 // appendSession appends the contract's JSON of a session:
-// {"id","created","timeout","lastActive","payload"}. Nothing in it needs
+// {"id","created","timeout","lastActive"[,"expiresAt"],"payload"}, with
+// expiresAt only for a session that has an absolute end. Nothing in it needs
 // escaping: ids are base64url, the times are formatted here, and the payload
 // is the compact JSON object the store keeps.
 func appendSession(b []byte, s *store.Session) []byte {
@@ -293,6 +326,10 @@ func appendSession(b []byte, s *store.Session) []byte {
 	b = strconv.AppendInt(b, int64(s.Timeout/time.Second), 10)
 	b = append(b, `,"lastActive":"`...)
 	b = s.LastActive.UTC().AppendFormat(b, timeLayout)
+	if !s.Expires.IsZero() {
+		b = append(b, `","expiresAt":"`...)
+		b = s.Expires.UTC().AppendFormat(b, timeLayout)
+	}
 	b = append(b, `","payload":`...)
 	if s.Payload == nil {
 		b = append(b, `{}`...)

@@ -36,7 +36,7 @@ var metrics = struct {
 	tokenFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
 		Name: "token_failures_total",
-		Help: "Bearer tokens refused, by reason (missing, malformed, expired, not_yet_valid, issued_in_future, signature, unknown_key, key_type, unverifiable, missing_claim, audience, issuer, claims, no_sub, requirement, critical_header, provider, insufficient_scope).",
+		Help: "Bearer tokens refused, by reason (missing, malformed, expired, not_yet_valid, issued_in_future, signature, unknown_key, key_type, unverifiable, missing_claim, audience, issuer, claims, no_sub, requirement, critical_header, provider, insufficient_scope, session_claim, session_ended).",
 	}, []string{"reason"}),
 	tokenCache: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: metricsNamespace, Subsystem: metricsSubsystem,

@@ -14,11 +14,13 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/maypok86/otter/v2"
 	"github.com/ownid-sessions/caddy-ownid-sessions/internal/jwtauth"
 	"go.uber.org/zap"
 
 	"github.com/ownid-sessions/caddy-ownid-sessions/store"
 	"github.com/ownid-sessions/caddy-ownid-sessions/store/memory"
+
 	// Registers the redis store module, so that a Caddy built with this
 	// module has both stores.
 	_ "github.com/ownid-sessions/caddy-ownid-sessions/store/redis"
@@ -38,6 +40,10 @@ const (
 	// that lastActive+timeout can never overflow and a forgotten session
 	// does not live for ever. The contract document states the same bound.
 	maxSessionTimeout = 365 * 24 * time.Hour
+
+	// maxSessionLifetime bounds a session's absolute lifetime (expiration
+	// and max_lifetime) for the same reasons: ten years.
+	maxSessionLifetime = 10 * 365 * 24 * time.Hour
 )
 
 // storeNamespace is the namespace of the store modules, as StoreRaw's tag
@@ -134,6 +140,13 @@ type Handler struct {
 	// At most one year.
 	SessionTimeout caddy.Duration `json:"session_timeout,omitempty"`
 
+	// The longest a session lives from its creation, however active:
+	// a create's expiration (seconds) is capped to it, and a create without
+	// one gets it. The session's answer then carries expiresAt. Default:
+	// none (a session without expiration ends only by idling). At most ten
+	// years.
+	MaxLifetime caddy.Duration `json:"max_lifetime,omitempty"`
+
 	// How many live sessions one account may hold in one app; creating one
 	// more gets 429. Default: 100.
 	MaxSessions int `json:"max_sessions,omitempty"`
@@ -185,6 +198,13 @@ type Handler struct {
 	// "enforce" replaces a violating answer with 502.
 	ValidateResponses string `json:"validate_responses,omitempty"`
 
+	// The key that signs list page cursors (at least 32 bytes;
+	// placeholders such as {env.OWNID_CURSOR_SECRET} work). Several Caddy
+	// instances that share a Redis store and serve one API need the same
+	// secret, or a cursor from one is refused by another. Default: a
+	// random key made once per process (it survives config reloads).
+	CursorSecret string `json:"cursor_secret,omitempty"`
+
 	// Forward mode: the largest answer held for checking, in bytes; a
 	// larger one is passed on unchecked, as it comes, and counted.
 	// Default: 1 MiB.
@@ -197,8 +217,12 @@ type Handler struct {
 	metadataPath, metadataURL string
 	metadataBody              []byte
 	store                     store.Store
-	logger                    *zap.Logger
-	now                       func() time.Time
+	// liveChecks remembers live answers about sessions that tokens are
+	// bound to (session_check_ttl); nil when nothing is remembered.
+	liveChecks *otter.Cache[liveKey, time.Time]
+	cursorKey  []byte
+	logger     *zap.Logger
+	now        func() time.Time
 }
 
 // CaddyModule returns the Caddy module information.
@@ -289,11 +313,15 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return err
 	}
-	if h.Mode == ModeForward {
+	if h.cursorKey, err = cursorKey(repl.ReplaceKnown(h.CursorSecret, "")); err != nil {
+		return err
+	}
+	h.liveChecks = newLiveCache(providers)
+	if h.Mode == ModeForward && h.StoreRaw == nil {
 		liveHandlers.Store(h, struct{}{})
 		return nil // no store: the backend keeps the sessions
 	}
-	if !h.contract.sessions {
+	if h.Mode == ModeServe && !h.contract.sessions {
 		return fmt.Errorf("spec: %s does not describe %s and %s, which serve mode answers", h.Spec, collectionPath, itemPath)
 	}
 
@@ -309,6 +337,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("store: module %T is not a session store", mod)
 	}
 	h.store = st
+	if h.CursorSecret == "" && h.Mode == ModeServe {
+		if _, inProcess := st.(*memory.Store); !inProcess {
+			h.logger.Warn("list page cursors are signed with a key of this process: set cursor_secret, the same on every instance, if several share this store")
+		}
+	}
 	liveHandlers.Store(h, struct{}{})
 	return nil
 }
@@ -342,14 +375,21 @@ func (h *Handler) checkLimits() error {
 	if h.ResponseBuffer < 0 {
 		return fmt.Errorf("response_buffer: must be positive, got %d", h.ResponseBuffer)
 	}
-	if h.Mode == ModeForward && h.StoreRaw != nil {
-		return fmt.Errorf("store: forward mode keeps no sessions; remove the store")
+	binds := bindsSessions(append([]*jwtauth.Config{h.JWT}, h.Providers...))
+	if h.Mode == ModeForward && h.StoreRaw != nil && !binds {
+		return fmt.Errorf("store: forward mode keeps no sessions; a store is only read there for jwt session_claim, which no jwt block sets")
+	}
+	if h.Mode == ModeForward && h.StoreRaw == nil && binds {
+		return fmt.Errorf("jwt session_claim: in forward mode, name the store that holds the sessions (store redis ..., shared with the site that serves them)")
 	}
 	if h.MaxBody < 0 {
 		return fmt.Errorf("max_body: must be positive, got %d", h.MaxBody)
 	}
 	if d := time.Duration(h.SessionTimeout); d < time.Second || d > maxSessionTimeout {
 		return fmt.Errorf("session_timeout: must be between 1s and %s, got %s", maxSessionTimeout, d)
+	}
+	if d := time.Duration(h.MaxLifetime); d != 0 && (d < time.Second || d > maxSessionLifetime) {
+		return fmt.Errorf("max_lifetime: must be between 1s and %s, got %s", maxSessionLifetime, d)
 	}
 	if h.MaxSessions < 0 {
 		return fmt.Errorf("max_sessions: must be positive, got %d", h.MaxSessions)
@@ -370,6 +410,9 @@ func (h *Handler) checkLimits() error {
 // the JWKS refreshers end with the config's context.
 func (h *Handler) Cleanup() error {
 	liveHandlers.Delete(h)
+	if h.liveChecks != nil {
+		h.liveChecks.StopAllGoroutines()
+	}
 	return nil
 }
 

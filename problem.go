@@ -17,8 +17,10 @@ const (
 	kindInvalidRequest problemKind = iota
 	kindMalformedJSON
 	kindInvalidSessionID
+	kindInvalidCursor
 	kindMissingToken
 	kindInvalidToken
+	kindSessionEnded
 	kindForbidden
 	kindInsufficientScope
 	kindNotFound
@@ -43,8 +45,10 @@ var problemKinds = [...]struct {
 	kindInvalidRequest:       {"invalid-request", "The request breaks the session contract", http.StatusBadRequest},
 	kindMalformedJSON:        {"malformed-json", "The request body is not valid JSON", http.StatusBadRequest},
 	kindInvalidSessionID:     {"invalid-session-id", "The session id is not valid", http.StatusBadRequest},
+	kindInvalidCursor:        {"invalid-cursor", "The page cursor is not valid", http.StatusBadRequest},
 	kindMissingToken:         {"missing-token", "A bearer token is required", http.StatusUnauthorized},
 	kindInvalidToken:         {"invalid-token", "The bearer token is not valid", http.StatusUnauthorized},
+	kindSessionEnded:         {"session-ended", "The session of this token has ended", http.StatusUnauthorized},
 	kindForbidden:            {"claim-requirement-failed", "The token does not meet a requirement", http.StatusForbidden},
 	kindNotFound:             {"session-not-found", "No such session", http.StatusNotFound},
 	kindInsufficientScope:    {"insufficient-scope", "The token lacks a scope the operation needs", http.StatusForbidden},

@@ -78,7 +78,7 @@ func TestRedisTwoInstances(t *testing.T) {
 	}
 	var list []sessionOut
 	at(t, tc, 9081, request{method: "GET", path: "/r/accounts/sessions", token: tok}).json(t, &list)
-	if len(list) != 2 || list[0].ID != s.ID {
+	if len(list) != 2 || list[1].ID != s.ID { // the most recently active first
 		t.Fatalf("list on B: %+v", list)
 	}
 	if r := at(t, tc, 9081, request{method: "DELETE", path: item, token: tok}); r.status != 204 {

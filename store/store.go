@@ -35,7 +35,8 @@ type Store interface {
 	// session it returns has Revision 1.
 	Create(ctx context.Context, owner Owner, s Session, maxPerOwner int, now time.Time) (Session, error)
 
-	// List returns owner's live sessions, oldest first (see Sort).
+	// List returns owner's live sessions, the most recently active first
+	// (see Sort).
 	List(ctx context.Context, owner Owner, now time.Time) ([]Session, error)
 
 	// Get returns one of owner's live sessions (ErrNotFound otherwise).
@@ -113,6 +114,9 @@ type Session struct {
 	LastActive time.Time
 	// Timeout is the idle timeout.
 	Timeout time.Duration
+	// Expires is the absolute end of the session, which no update moves;
+	// zero when it has none (it then ends only by idling).
+	Expires time.Time
 	// Payload is a JSON object, compacted.
 	Payload json.RawMessage
 	// Revision counts the writes (1 after Create); the ETag is derived
@@ -120,10 +124,21 @@ type Session struct {
 	Revision uint64
 }
 
-// Expired says whether the session's idle timeout has run out at now: from
-// LastActive+Timeout on, exactly.
+// Expired says whether the session has ended at now: from its End on,
+// exactly.
 func (s *Session) Expired(now time.Time) bool {
-	return !now.Before(s.LastActive.Add(s.Timeout))
+	return !now.Before(s.End())
+}
+
+// End is when the session ends unless it is updated before: the earlier of
+// its idle expiry (LastActive+Timeout) and its absolute end (Expires), when
+// it has one.
+func (s *Session) End() time.Time {
+	idle := s.LastActive.Add(s.Timeout)
+	if !s.Expires.IsZero() && s.Expires.Before(idle) {
+		return s.Expires
+	}
+	return idle
 }
 
 // ETag is the session's strong entity tag. Revisions only grow, and ids are
@@ -132,12 +147,15 @@ func (s *Session) ETag() string {
 	return `"` + strconv.FormatUint(s.Revision, 10) + `"`
 }
 
-// Sort puts sessions in the order List returns them: oldest first (by
-// Created), then by ID.
+// Sort puts sessions in the order List returns them: the most recently
+// active first (by LastActive, newest first), then by ID.
 func Sort(sessions []Session) {
-	slices.SortFunc(sessions, func(a, b Session) int {
-		return cmp.Or(a.Created.Compare(b.Created), cmp.Compare(a.ID, b.ID))
-	})
+	slices.SortFunc(sessions, Compare)
+}
+
+// Compare orders two sessions as Sort does.
+func Compare(a, b Session) int {
+	return cmp.Or(b.LastActive.Compare(a.LastActive), cmp.Compare(a.ID, b.ID))
 }
 
 // NewID returns a new session id: 128 bits from crypto/rand, URL-safe, 22

@@ -36,6 +36,16 @@ func TestSessionExpired(t *testing.T) {
 			t.Errorf("Expired(%s) = %v, want %v", tt.now, got, tt.want)
 		}
 	}
+	// An absolute end before the idle expiry ends the session first; one
+	// after it changes nothing.
+	s.Expires = at.Add(10 * time.Second)
+	if s.Expired(at.Add(10*time.Second-time.Millisecond)) || !s.Expired(at.Add(10*time.Second)) || !s.End().Equal(s.Expires) {
+		t.Errorf("absolute end at +10s: End %s", s.End())
+	}
+	s.Expires = at.Add(time.Hour)
+	if s.Expired(at.Add(time.Minute-time.Millisecond)) || !s.Expired(at.Add(time.Minute)) || !s.End().Equal(at.Add(time.Minute)) {
+		t.Errorf("absolute end after the idle expiry: End %s", s.End())
+	}
 }
 
 func TestETag(t *testing.T) {
@@ -50,18 +60,18 @@ func TestETag(t *testing.T) {
 func TestSort(t *testing.T) {
 	at := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 	sessions := []Session{
-		{ID: "c", Created: at.Add(time.Second)},
-		{ID: "b", Created: at},
-		{ID: "d", Created: at.Add(-time.Second)},
-		{ID: "a", Created: at},
+		{ID: "c", LastActive: at.Add(time.Second)},
+		{ID: "b", LastActive: at, Created: at.Add(-time.Hour)},
+		{ID: "d", LastActive: at.Add(-time.Second)},
+		{ID: "a", LastActive: at},
 	}
 	Sort(sessions)
 	var got []string
 	for _, s := range sessions {
 		got = append(got, s.ID)
 	}
-	if strings.Join(got, "") != "dabc" {
-		t.Fatalf("order %v, want oldest first, then by id: d a b c", got)
+	if strings.Join(got, "") != "cabd" {
+		t.Fatalf("order %v, want the most recently active first, then by id: c a b d", got)
 	}
 }
 

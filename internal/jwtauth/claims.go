@@ -29,6 +29,12 @@ type Identity struct {
 	// Provider is the name of the provider that verified the token; ""
 	// for the only, unnamed one. A cached identity keeps it.
 	Provider string
+	// Session is the id of the session the token is bound to (the
+	// provider's session_claim), "" when it is bound to none.
+	Session string
+	// SessionCheckTTL is how long a live answer about Session may be
+	// remembered (the provider's session_check_ttl).
+	SessionCheckTTL time.Duration
 
 	provider *provider // whose leeway and claim rules hold the token
 }

@@ -93,6 +93,21 @@ type Config struct {
 	// array claim, be one of its members. A valid token that fails a
 	// requirement gets 403.
 	Require map[string][]string `json:"require,omitempty"`
+
+	// Binds tokens to sessions: a token that carries this claim (e.g.
+	// "sid") is accepted only while the session it names is live, for the
+	// token's own account and app, in the handler's store; once the
+	// session is deleted or has expired, the token gets 401 session-ended
+	// although it has not expired. The claim must then be a non-empty
+	// string; a token without it is not bound. Default: none.
+	SessionClaim string `json:"session_claim,omitempty"`
+
+	// How long a live answer of the store about a bound session is
+	// remembered (never past the session's own end), so that a busy token
+	// does not read the store on every request. The trade-off: a session
+	// deleted elsewhere keeps admitting its tokens here for up to this
+	// long. Default: 0, every request reads the store.
+	SessionCheckTTL caddy.Duration `json:"session_check_ttl,omitempty"`
 }
 
 // Defaults, documented on the fields they fill.

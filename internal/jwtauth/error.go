@@ -14,8 +14,8 @@ type Error struct {
 	// Reason is a bounded label for the metrics: missing, malformed,
 	// expired, not_yet_valid, issued_in_future, signature, unknown_key,
 	// key_type, unverifiable, missing_claim, audience, issuer, claims,
-	// critical_header, requirement (and no_sub, which the caller gives
-	// with Invalid).
+	// critical_header, requirement, session_claim (and no_sub and
+	// session_ended, which the caller gives with Invalid).
 	Reason string
 
 	// Status is 401 for a token that is missing or not valid, 403 for a

@@ -28,6 +28,10 @@ type provider struct {
 	rules     []claimRule
 	cacheSize int
 	cacheTTL  time.Duration
+	// sessionClaim names the claim that binds a token to a session; ""
+	// for none.
+	sessionClaim    string
+	sessionCheckTTL time.Duration
 }
 
 // settingError names the provider and the setting at fault: "jwt alg: ..."
@@ -166,6 +170,16 @@ func newProvider(cfg *Config, env Env, onChange func()) (*provider, error) {
 	if p.cacheSize < 0 {
 		return nil, fail("cache_size", "must not be negative, got %d", p.cacheSize)
 	}
+	if c := cfg.SessionClaim; c != strings.TrimSpace(c) || strings.ContainsAny(c, "\x00") {
+		return nil, fail("session_claim", "%q is not a claim name", c)
+	}
+	p.sessionClaim, p.sessionCheckTTL = cfg.SessionClaim, time.Duration(cfg.SessionCheckTTL)
+	if p.sessionCheckTTL < 0 {
+		return nil, fail("session_check_ttl", "must not be negative, got %s", p.sessionCheckTTL)
+	}
+	if p.sessionCheckTTL > 0 && p.sessionClaim == "" {
+		return nil, fail("session_check_ttl", "needs session_claim")
+	}
 	p.cacheTTL = cmp.Or(time.Duration(cfg.CacheTTL), defaultCacheTTL)
 	if p.cacheTTL < 0 {
 		return nil, fail("cache_ttl", "must be positive, got %s", p.cacheTTL)
@@ -250,5 +264,14 @@ func (p *provider) verify(ctx context.Context, raw string) (*Identity, *Error) {
 	}
 	id := newIdentity(claims)
 	id.Provider, id.provider = p.name, p
+	if p.sessionClaim != "" {
+		if v, bound := claims[p.sessionClaim]; bound {
+			sid, ok := v.(string)
+			if !ok || sid == "" {
+				return nil, Invalid("session_claim", "the token's "+p.sessionClaim+" claim does not name a session")
+			}
+			id.Session, id.SessionCheckTTL = sid, p.sessionCheckTTL
+		}
+	}
 	return id, nil
 }

@@ -36,13 +36,23 @@ func (s *Store) allKey() string { return s.KeyPrefix + "all" }
 
 func ms(t time.Time) int64 { return t.UnixMilli() }
 
+// expiresMS is an absolute end as the scripts keep it: ms, 0 for none.
+func expiresMS(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
 // The scripts. A session is a hash {created, last, timeout (s), payload,
-// rev} whose key expires at last+timeout; an owner's index is a sorted set
-// of ids scored by their expiry, trimmed of expired ids on every write and
+// rev, exp} whose key expires at its end: the earlier of last+timeout and
+// exp, its absolute end (ms; 0 for none). An owner's index is a sorted set
+// of ids scored by their end, trimmed of ended ids on every write and
 // expiring with the last of them. ARGV[1] is always now (ms).
 
 // createScript: KEYS session, index, all (or "" when no global cap).
-// ARGV now, id, created, timeout, payload, maxPerOwner, maxLive, allMember.
+// ARGV now, id, created, timeout, payload, maxPerOwner, maxLive, allMember,
+// exp.
 var createScript = goredis.NewScript(`
 local now = tonumber(ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
@@ -54,7 +64,9 @@ if maxLive > 0 then
 end
 if redis.call('EXISTS', KEYS[1]) == 1 then return 'collision' end
 local expires = now + tonumber(ARGV[4]) * 1000
-redis.call('HSET', KEYS[1], 'created', ARGV[3], 'last', ARGV[1], 'timeout', ARGV[4], 'payload', ARGV[5], 'rev', 1)
+local exp = tonumber(ARGV[9])
+if exp > 0 and exp < expires then expires = exp end
+redis.call('HSET', KEYS[1], 'created', ARGV[3], 'last', ARGV[1], 'timeout', ARGV[4], 'payload', ARGV[5], 'rev', 1, 'exp', ARGV[9])
 redis.call('PEXPIREAT', KEYS[1], expires)
 redis.call('ZADD', KEYS[2], expires, ARGV[2])
 if redis.call('PTTL', KEYS[2]) < expires - now then redis.call('PEXPIREAT', KEYS[2], expires) end
@@ -70,8 +82,15 @@ return 'ok'
 // ifMatchAny, allMember, then the If-Match tags (none: unconditional).
 var writeScript = goredis.NewScript(`
 local now = tonumber(ARGV[1])
-local f = redis.call('HMGET', KEYS[1], 'last', 'timeout', 'rev')
-if not f[1] or tonumber(f[1]) + tonumber(f[2]) * 1000 <= now then return {'not_found'} end
+local f = redis.call('HMGET', KEYS[1], 'last', 'timeout', 'rev', 'exp')
+if not f[1] then return {'not_found'} end
+local exp = tonumber(f[4] or '0')
+local function ending(last)
+	local e = last + tonumber(f[2]) * 1000
+	if exp > 0 and exp < e then return exp end
+	return e
+end
+if ending(tonumber(f[1])) <= now then return {'not_found'} end
 local etag = '"' .. f[3] .. '"'
 local conditional = ARGV[6] == '1' or #ARGV > 7
 if conditional and ARGV[6] ~= '1' then
@@ -85,7 +104,7 @@ if ARGV[3] == 'delete' then
 	if KEYS[3] ~= '' then redis.call('ZREM', KEYS[3], ARGV[7]) end
 	return {'ok'}
 end
-local expires = now + tonumber(f[2]) * 1000
+local expires = ending(now)
 if ARGV[5] == '1' then redis.call('HSET', KEYS[1], 'payload', ARGV[4]) end
 local rev = redis.call('HINCRBY', KEYS[1], 'rev', 1)
 redis.call('HSET', KEYS[1], 'last', ARGV[1])
@@ -96,7 +115,7 @@ if KEYS[3] ~= '' then
 	redis.call('ZADD', KEYS[3], expires, ARGV[7])
 	if redis.call('PTTL', KEYS[3]) < expires - now then redis.call('PEXPIREAT', KEYS[3], expires) end
 end
-return {'ok', redis.call('HGET', KEYS[1], 'created'), tostring(rev), f[2], redis.call('HGET', KEYS[1], 'payload')}
+return {'ok', redis.call('HGET', KEYS[1], 'created'), tostring(rev), f[2], redis.call('HGET', KEYS[1], 'payload'), tostring(exp)}
 `)
 
 // deleteAllScript: every session of one owner but one. KEYS index, all (or
@@ -108,8 +127,13 @@ local n = 0
 for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
 	if id ~= ARGV[3] then
 		local key = ARGV[2] .. id
-		local f = redis.call('HMGET', key, 'last', 'timeout')
-		if f[1] and tonumber(f[1]) + tonumber(f[2]) * 1000 > now then n = n + 1 end
+		local f = redis.call('HMGET', key, 'last', 'timeout', 'exp')
+		if f[1] then
+			local e = tonumber(f[1]) + tonumber(f[2]) * 1000
+			local exp = tonumber(f[3] or '0')
+			if exp > 0 and exp < e then e = exp end
+			if e > now then n = n + 1 end
+		end
 		redis.call('DEL', key)
 		redis.call('ZREM', KEYS[1], id)
 		if KEYS[2] ~= '' then redis.call('ZREM', KEYS[2], key) end
@@ -145,7 +169,7 @@ func (s *Store) Create(ctx context.Context, owner store.Owner, sess store.Sessio
 	}
 	res, err := createScript.Run(ctx, s.client, []string{prefix + sess.ID, index, all},
 		ms(now), sess.ID, ms(sess.Created), int64(sess.Timeout/time.Second), []byte(payload),
-		maxPerOwner, s.MaxLiveSessions, allMember).Text()
+		maxPerOwner, s.MaxLiveSessions, allMember, expiresMS(sess.Expires)).Text()
 	if err != nil {
 		return store.Session{}, unavailable(err)
 	}
@@ -164,7 +188,7 @@ func (s *Store) Create(ctx context.Context, owner store.Owner, sess store.Sessio
 
 // read turns a session hash into a Session, or reports it missing or expired.
 func readSession(id string, f []any, now time.Time) (store.Session, bool) {
-	if len(f) != 5 || f[0] == nil {
+	if len(f) != len(sessionFields) || f[0] == nil {
 		return store.Session{}, false
 	}
 	num := func(v any) int64 {
@@ -181,13 +205,16 @@ func readSession(id string, f []any, now time.Time) (store.Session, bool) {
 		Payload:    []byte(payload),
 		Revision:   uint64(num(f[4])),
 	}
+	if exp := num(f[5]); exp > 0 { // absent in sessions of earlier versions
+		sess.Expires = time.UnixMilli(exp).UTC()
+	}
 	if sess.Expired(now) {
 		return store.Session{}, false
 	}
 	return sess, true
 }
 
-var sessionFields = []string{"created", "last", "timeout", "payload", "rev"}
+var sessionFields = []string{"created", "last", "timeout", "payload", "rev", "exp"}
 
 // Get implements store.Store.
 func (s *Store) Get(ctx context.Context, owner store.Owner, id string, now time.Time) (store.Session, error) {
@@ -282,7 +309,7 @@ func (s *Store) Update(ctx context.Context, owner store.Owner, id string, payloa
 	if err != nil {
 		return store.Session{}, err
 	}
-	sess, ok := readSession(id, []any{res[1], strconv.FormatInt(ms(now), 10), res[3], res[4], res[2]}, now)
+	sess, ok := readSession(id, []any{res[1], strconv.FormatInt(ms(now), 10), res[3], res[4], res[2], res[5]}, now)
 	if !ok {
 		return store.Session{}, store.ErrNotFound
 	}

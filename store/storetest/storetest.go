@@ -151,6 +151,78 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		}
 	})
 
+	t.Run("absolute end", func(t *testing.T) {
+		st := newStore(t)
+		o := store.Owner{App: "/abs", Subject: "carol"}
+		sess := fresh(now, time.Minute)
+		sess.Expires = now.Add(90 * time.Second)
+		s, err := st.Create(ctx, o, sess, 10, now)
+		if err != nil || !s.Expires.Equal(sess.Expires) {
+			t.Fatalf("create: %+v %v", s, err)
+		}
+		// Updates keep the session from idling out, never past its end.
+		for _, at := range []time.Duration{40 * time.Second, 80 * time.Second} {
+			up, err := st.Update(ctx, o, s.ID, json.RawMessage(`{"b":1}`), nil, now.Add(at))
+			if err != nil || !up.Expires.Equal(sess.Expires) {
+				t.Fatalf("update at +%s: %+v %v", at, up, err)
+			}
+		}
+		before, end := now.Add(90*time.Second-time.Millisecond), now.Add(90*time.Second)
+		if got, err := st.Get(ctx, o, s.ID, before); err != nil || !got.Expires.Equal(sess.Expires) || got.End() != sess.Expires {
+			t.Fatalf("get before the end: %+v %v", got, err)
+		}
+		if l, _ := st.List(ctx, o, before); len(l) != 1 || !l[0].Expires.Equal(sess.Expires) {
+			t.Fatalf("list before the end: %+v", l)
+		}
+		if _, err := st.Get(ctx, o, s.ID, end); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("get at the end: %v", err)
+		}
+		if _, err := st.Update(ctx, o, s.ID, nil, nil, end); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("update at the end: %v", err)
+		}
+		if l, _ := st.List(ctx, o, end); len(l) != 0 {
+			t.Fatalf("list at the end: %+v", l)
+		}
+		if n, err := st.DeleteAll(ctx, o, "", end); err != nil || n != 0 {
+			t.Fatalf("delete all counted an ended session: %d %v", n, err)
+		}
+		// No absolute end: Expires stays zero through every operation.
+		open, _ := st.Create(ctx, o, fresh(end, time.Minute), 10, end)
+		up, _ := st.Update(ctx, o, open.ID, nil, nil, end)
+		got, _ := st.Get(ctx, o, open.ID, end)
+		if !open.Expires.IsZero() || !up.Expires.IsZero() || !got.Expires.IsZero() {
+			t.Fatalf("a session without an absolute end got one: %v %v %v", open.Expires, up.Expires, got.Expires)
+		}
+	})
+
+	t.Run("list order", func(t *testing.T) {
+		st := newStore(t)
+		o := store.Owner{App: "/order", Subject: "carol"}
+		var ids []string
+		for i := range 4 {
+			s, err := st.Create(ctx, o, fresh(now.Add(time.Duration(i)*time.Second), time.Hour), 10, now.Add(time.Duration(i)*time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, s.ID)
+		}
+		// The oldest becomes the most recently active.
+		at := now.Add(10 * time.Second)
+		if _, err := st.Update(ctx, o, ids[0], nil, nil, at); err != nil {
+			t.Fatal(err)
+		}
+		list, err := st.List(ctx, o, at)
+		if err != nil || len(list) != 4 {
+			t.Fatalf("list: %+v %v", list, err)
+		}
+		want := []string{ids[0], ids[3], ids[2], ids[1]}
+		for i := range want {
+			if list[i].ID != want[i] {
+				t.Fatalf("list order %d: %s, want %s (most recently active first)", i, list[i].ID, want[i])
+			}
+		}
+	})
+
 	t.Run("max per owner", func(t *testing.T) {
 		st := newStore(t)
 		o := store.Owner{App: "/a", Subject: "dave"}
