@@ -2,9 +2,11 @@ package ownidsessions
 
 import (
 	"cmp"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"slices"
 	"strconv"
@@ -14,9 +16,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/golang-jwt/jwt/v5"
+	"go.uber.org/zap"
 
+	"github.com/ownid-sessions/caddy-ownid-sessions/internal/jwtauth"
 	"github.com/ownid-sessions/caddy-ownid-sessions/internal/redistest"
 )
 
@@ -513,5 +518,64 @@ func TestSessionCheckTTL(t *testing.T) {
 	advanceClock(t, 31*time.Second)
 	if got := get(9081, ids[1]); got != 401 {
 		t.Fatalf("after session_check_ttl: %d, want 401", got)
+	}
+}
+
+// BenchmarkSessionClaim is a GET of one session through ServeHTTP with a
+// token that is not bound, bound (one store read per request), and bound
+// with session_check_ttl (a remembered live answer), in each store: the
+// difference is what session_claim adds to a request.
+func BenchmarkSessionClaim(b *testing.B) {
+	stores := map[string]string{
+		"memory": `{"type":"memory","name":"bench-claim"}`,
+		"redis":  fmt.Sprintf(`{"type":"redis","url":%q,"key_prefix":"bench-claim:%d:"}`, redistest.SharedURL(b), time.Now().UnixNano()),
+	}
+	for _, storeName := range []string{"memory", "redis"} {
+		for _, ttl := range []time.Duration{0, time.Minute} {
+			h := &Handler{
+				JWT:      &jwtauth.Config{Algorithms: []string{"HS256"}, Secret: testSecret, SessionClaim: "sid", SessionCheckTTL: caddy.Duration(ttl)},
+				StoreRaw: json.RawMessage(stores[storeName]),
+			}
+			ctx, cancel := newTestContext(b)
+			if err := h.Provision(ctx); err != nil {
+				b.Fatal(err)
+			}
+			h.logger = zap.NewNop()
+			unbound := sign(b, "HS256", claimsFor("bench-claim"))
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, newRequest("POST", "/bench/accounts/sessions", unbound, `{"payload":{"a":1}}`), nextMustNotRun)
+			var s sessionJSON
+			if err := json.Unmarshal(w.Body.Bytes(), &s); err != nil {
+				b.Fatal(err, w.Body.String())
+			}
+			claims := claimsFor("bench-claim")
+			claims["sid"] = s.ID
+			bound := sign(b, "HS256", claims)
+			cases := []struct {
+				name, token string
+			}{{"unbound", unbound}, {"bound", bound}}
+			if ttl > 0 {
+				cases = cases[1:]
+			}
+			for _, c := range cases {
+				name := storeName + "/" + c.name
+				if ttl > 0 {
+					name += "/check_ttl=1m"
+				}
+				b.Run(name, func(b *testing.B) {
+					r := newRequest("GET", "/bench/accounts/sessions/"+s.ID, c.token, "")
+					rw := &discardWriter{h: http.Header{}}
+					b.ReportAllocs()
+					for b.Loop() {
+						clear(rw.h)
+						rw.code = 0
+						if err := h.ServeHTTP(rw, r, nextMustNotRun); err != nil || rw.code != 200 {
+							b.Fatalf("status %d, %v", rw.code, err)
+						}
+					}
+				})
+			}
+			cancel()
+		}
 	}
 }
