@@ -304,6 +304,11 @@ func (h *Handler) storeProblem(err error) *problem {
 		return newProblem(kindStoreFull, "the session store holds its maximum of live sessions; try again later").
 			withHeader("Retry-After", strconv.Itoa(int(max(time.Second, retry)/time.Second)))
 	}
+	if errors.Is(err, store.ErrOutcomeUnknown) {
+		h.logger.Error("session store did not confirm a write", zap.Error(err))
+		return newProblem(kindStoreOutcomeUnknown, "the session store did not confirm the write in time: it may have been applied; read the session (or retry a create with the same Idempotency-Key) to know").
+			withHeader("Retry-After", "1")
+	}
 	h.logger.Error("session store failed", zap.Error(err))
 	return newProblem(kindStoreUnavailable, "the session store did not answer; nothing was written").
 		withHeader("Retry-After", "1")

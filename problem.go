@@ -33,6 +33,7 @@ const (
 	kindTooManySessions
 	kindBadUpstreamResponse
 	kindStoreUnavailable
+	kindStoreOutcomeUnknown
 	kindStoreFull
 	kindInternal
 )
@@ -61,6 +62,7 @@ var problemKinds = [...]struct {
 	kindTooManySessions:      {"too-many-sessions", "The account holds too many sessions", http.StatusTooManyRequests},
 	kindBadUpstreamResponse:  {"bad-upstream-response", "The upstream answer breaks the contract", http.StatusBadGateway},
 	kindStoreUnavailable:     {"store-unavailable", "The session store cannot be reached", http.StatusServiceUnavailable},
+	kindStoreOutcomeUnknown:  {"store-outcome-unknown", "The session store did not confirm the write", http.StatusServiceUnavailable},
 	kindStoreFull:            {"store-full", "The session store is full", http.StatusServiceUnavailable},
 	kindInternal:             {"internal-error", "Internal error", http.StatusInternalServerError},
 }

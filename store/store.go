@@ -59,7 +59,9 @@ type Store interface {
 }
 
 // Errors a Store returns; the handler maps each to its problem. Any other
-// error means the store could not be reached (503, nothing written).
+// error means the store could not be reached and nothing was written (503
+// store-unavailable): a store must return ErrOutcomeUnknown, not that,
+// whenever a write may have been applied.
 var (
 	// ErrNotFound: no live session of that id for that owner.
 	ErrNotFound = errors.New("session not found")
@@ -72,6 +74,10 @@ var (
 	// ErrStoreFull: the store is at a global cap (sessions or bytes);
 	// nothing was written. Return a StoreFullError to say when to retry.
 	ErrStoreFull = errors.New("the store holds its maximum of live sessions")
+	// ErrOutcomeUnknown: a write was sent but its outcome is not known (no
+	// answer in time, the connection broke after sending, or replicas did
+	// not confirm it): it may have been applied. Wrap it with the cause.
+	ErrOutcomeUnknown = errors.New("the store did not confirm the write; it may have been applied")
 )
 
 // StoreFullError is ErrStoreFull with a hint of when to try again
