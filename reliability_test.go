@@ -284,7 +284,7 @@ func TestHostileBodies(t *testing.T) {
 		}
 		store memory hostile`), "caddyfile")
 	tok := tokenFor(t, "hostile-body")
-	s, _ := create(t, tc, "/hb", tok, `{"payload":{"kept":true}}`)
+	s, created := create(t, tc, "/hb", tok, `{"payload":{"kept":true}}`)
 	item := "/hb/accounts/sessions/" + s.ID
 
 	var before runtime.MemStats
@@ -362,7 +362,7 @@ func TestHostileBodies(t *testing.T) {
 
 	// Healthy afterwards, and nothing but the slow PUT changed the session.
 	r = call(t, tc, request{method: "GET", path: item, token: tok})
-	if r.status != 200 || !bytes.Contains(r.body, []byte(`"slow":true`)) || r.header.Get("ETag") != `"2"` {
+	if r.status != 200 || !bytes.Contains(r.body, []byte(`"slow":true`)) || r.header.Get("ETag") == created.header.Get("ETag") {
 		t.Fatalf("session after the hostile bodies: %d %s etag %s", r.status, r.body, r.header.Get("ETag"))
 	}
 	var after runtime.MemStats

@@ -125,9 +125,14 @@ type Session struct {
 	Expires time.Time
 	// Payload is a JSON object, compacted.
 	Payload json.RawMessage
-	// Revision counts the writes (1 after Create); the ETag is derived
-	// from it.
+	// Revision counts the writes (1 after Create).
 	Revision uint64
+	// Tag names this write of the session for all time (NewTag, set by
+	// the store on Create and on every Update), so that no rollback of
+	// the store can make an old ETag match other content. "" only for a
+	// session an earlier version stored and nothing has written since;
+	// its ETag is then derived from Revision.
+	Tag string
 }
 
 // Expired says whether the session has ended at now: from its End on,
@@ -147,9 +152,12 @@ func (s *Session) End() time.Time {
 	return idle
 }
 
-// ETag is the session's strong entity tag. Revisions only grow, and ids are
-// never reused, so a tag names exactly one state of one session.
+// ETag is the session's strong entity tag: its Tag, which names one write
+// of one session for all time (128 random bits).
 func (s *Session) ETag() string {
+	if s.Tag != "" {
+		return `"` + s.Tag + `"`
+	}
 	return `"` + strconv.FormatUint(s.Revision, 10) + `"`
 }
 
@@ -163,6 +171,10 @@ func Sort(sessions []Session) {
 func Compare(a, b Session) int {
 	return cmp.Or(b.LastActive.Compare(a.LastActive), cmp.Compare(a.ID, b.ID))
 }
+
+// NewTag returns a new write tag: 128 bits from crypto/rand, URL-safe, 22
+// characters, so tags never repeat, whatever a store forgets.
+func NewTag() string { return NewID() }
 
 // NewID returns a new session id: 128 bits from crypto/rand, URL-safe, 22
 // characters.

@@ -72,6 +72,7 @@ func (t *sessionTable) forget(owner store.Owner, s *store.Session) {
 }
 
 func (t *sessionTable) create(owner store.Owner, s store.Session, maxPerOwner int, limits tableLimits, now time.Time) (store.Session, error) {
+	tag := store.NewTag() // outside the lock
 	sh := t.shard(owner)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -103,6 +104,7 @@ func (t *sessionTable) create(owner store.Owner, s store.Session, maxPerOwner in
 		return store.Session{}, fmt.Errorf("session id collision")
 	}
 	s.Revision = 1
+	s.Tag = tag
 	stored := s
 	sessions[s.ID] = &stored
 	t.live.Add(1)
@@ -153,6 +155,7 @@ func (t *sessionTable) liveSession(sh *tableShard, owner store.Owner, id string,
 }
 
 func (t *sessionTable) update(owner store.Owner, id string, payload json.RawMessage, cond *store.IfMatch, maxBytes int64, now time.Time) (store.Session, error) {
+	tag := store.NewTag() // outside the lock
 	sh := t.shard(owner)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -173,6 +176,7 @@ func (t *sessionTable) update(owner store.Owner, id string, payload json.RawMess
 	}
 	s.LastActive = now
 	s.Revision++
+	s.Tag = tag
 	return *s, nil
 }
 

@@ -52,7 +52,7 @@ func expiresMS(t time.Time) int64 {
 
 // createScript: KEYS session, index, all (or "" when no global cap).
 // ARGV now, id, created, timeout, payload, maxPerOwner, maxLive, allMember,
-// exp.
+// exp, tag.
 var createScript = goredis.NewScript(`
 local now = tonumber(ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
@@ -66,7 +66,7 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return 'collision' end
 local expires = now + tonumber(ARGV[4]) * 1000
 local exp = tonumber(ARGV[9])
 if exp > 0 and exp < expires then expires = exp end
-redis.call('HSET', KEYS[1], 'created', ARGV[3], 'last', ARGV[1], 'timeout', ARGV[4], 'payload', ARGV[5], 'rev', 1, 'exp', ARGV[9])
+redis.call('HSET', KEYS[1], 'created', ARGV[3], 'last', ARGV[1], 'timeout', ARGV[4], 'payload', ARGV[5], 'rev', 1, 'exp', ARGV[9], 'tag', ARGV[10])
 redis.call('PEXPIREAT', KEYS[1], expires)
 redis.call('ZADD', KEYS[2], expires, ARGV[2])
 if redis.call('PTTL', KEYS[2]) < expires - now then redis.call('PEXPIREAT', KEYS[2], expires) end
@@ -79,10 +79,12 @@ return 'ok'
 
 // writeScript: update or delete one session. KEYS session, index, all.
 // ARGV now, id, mode ("update" | "delete"), payload or "" , hasPayload,
-// ifMatchAny, allMember, then the If-Match tags (none: unconditional).
+// ifMatchAny, allMember, the new tag, then the If-Match tags (none:
+// unconditional). A session's ETag is its tag, or for one stored by an
+// earlier version without a tag, its revision.
 var writeScript = goredis.NewScript(`
 local now = tonumber(ARGV[1])
-local f = redis.call('HMGET', KEYS[1], 'last', 'timeout', 'rev', 'exp')
+local f = redis.call('HMGET', KEYS[1], 'last', 'timeout', 'rev', 'exp', 'tag')
 if not f[1] then return {'not_found'} end
 local exp = tonumber(f[4] or '0')
 local function ending(last)
@@ -91,11 +93,11 @@ local function ending(last)
 	return e
 end
 if ending(tonumber(f[1])) <= now then return {'not_found'} end
-local etag = '"' .. f[3] .. '"'
-local conditional = ARGV[6] == '1' or #ARGV > 7
+local etag = '"' .. (f[5] or f[3]) .. '"'
+local conditional = ARGV[6] == '1' or #ARGV > 8
 if conditional and ARGV[6] ~= '1' then
 	local matched = false
-	for i = 8, #ARGV do if ARGV[i] == etag then matched = true end end
+	for i = 9, #ARGV do if ARGV[i] == etag then matched = true end end
 	if not matched then return {'precondition'} end
 end
 if ARGV[3] == 'delete' then
@@ -107,7 +109,7 @@ end
 local expires = ending(now)
 if ARGV[5] == '1' then redis.call('HSET', KEYS[1], 'payload', ARGV[4]) end
 local rev = redis.call('HINCRBY', KEYS[1], 'rev', 1)
-redis.call('HSET', KEYS[1], 'last', ARGV[1])
+redis.call('HSET', KEYS[1], 'last', ARGV[1], 'tag', ARGV[8])
 redis.call('PEXPIREAT', KEYS[1], expires)
 redis.call('ZADD', KEYS[2], expires, ARGV[2])
 if redis.call('PTTL', KEYS[2]) < expires - now then redis.call('PEXPIREAT', KEYS[2], expires) end
@@ -115,7 +117,7 @@ if KEYS[3] ~= '' then
 	redis.call('ZADD', KEYS[3], expires, ARGV[7])
 	if redis.call('PTTL', KEYS[3]) < expires - now then redis.call('PEXPIREAT', KEYS[3], expires) end
 end
-return {'ok', redis.call('HGET', KEYS[1], 'created'), tostring(rev), f[2], redis.call('HGET', KEYS[1], 'payload'), tostring(exp)}
+return {'ok', redis.call('HGET', KEYS[1], 'created'), tostring(rev), f[2], redis.call('HGET', KEYS[1], 'payload'), tostring(exp), ARGV[8]}
 `)
 
 // deleteAllScript: every session of one owner but one. KEYS index, all (or
@@ -167,15 +169,16 @@ func (s *Store) Create(ctx context.Context, owner store.Owner, sess store.Sessio
 	if payload == nil {
 		payload = []byte(`{}`)
 	}
+	tag := store.NewTag()
 	res, err := createScript.Run(ctx, s.client, []string{prefix + sess.ID, index, all},
 		ms(now), sess.ID, ms(sess.Created), int64(sess.Timeout/time.Second), []byte(payload),
-		maxPerOwner, s.MaxLiveSessions, allMember, expiresMS(sess.Expires)).Text()
+		maxPerOwner, s.MaxLiveSessions, allMember, expiresMS(sess.Expires), tag).Text()
 	if err != nil {
 		return store.Session{}, unavailable(err)
 	}
 	switch res {
 	case "ok":
-		sess.Revision = 1
+		sess.Revision, sess.Tag = 1, tag
 		sess.Payload = payload
 		return sess, nil
 	case "too_many":
@@ -208,13 +211,14 @@ func readSession(id string, f []any, now time.Time) (store.Session, bool) {
 	if exp := num(f[5]); exp > 0 { // absent in sessions of earlier versions
 		sess.Expires = time.UnixMilli(exp).UTC()
 	}
+	sess.Tag, _ = f[6].(string) // likewise
 	if sess.Expired(now) {
 		return store.Session{}, false
 	}
 	return sess, true
 }
 
-var sessionFields = []string{"created", "last", "timeout", "payload", "rev", "exp"}
+var sessionFields = []string{"created", "last", "timeout", "payload", "rev", "exp", "tag"}
 
 // Get implements store.Store.
 func (s *Store) Get(ctx context.Context, owner store.Owner, id string, now time.Time) (store.Session, error) {
@@ -276,7 +280,7 @@ func (s *Store) write(ctx context.Context, owner store.Owner, id, mode string, p
 	if payload != nil {
 		hasPayload = "1"
 	}
-	args := []any{ms(now), id, mode, []byte(payload), hasPayload, anyTag, prefix + id}
+	args := []any{ms(now), id, mode, []byte(payload), hasPayload, anyTag, prefix + id, store.NewTag()}
 	if cond != nil {
 		if cond.Any {
 			args[5] = "1"
@@ -309,7 +313,7 @@ func (s *Store) Update(ctx context.Context, owner store.Owner, id string, payloa
 	if err != nil {
 		return store.Session{}, err
 	}
-	sess, ok := readSession(id, []any{res[1], strconv.FormatInt(ms(now), 10), res[3], res[4], res[2], res[5]}, now)
+	sess, ok := readSession(id, []any{res[1], strconv.FormatInt(ms(now), 10), res[3], res[4], res[2], res[5], res[6]}, now)
 	if !ok {
 		return store.Session{}, store.ErrNotFound
 	}

@@ -42,7 +42,7 @@ func (m *mapStore) Create(_ context.Context, owner store.Owner, s store.Session,
 		m.sessions[owner] = map[string]store.Session{}
 	}
 	s.Payload = bytes.Clone(s.Payload) // the caller's buffer is not ours to keep
-	s.Revision = 1
+	s.Revision, s.Tag = 1, store.NewTag()
 	m.sessions[owner][s.ID] = s
 	return s, nil
 }
@@ -90,6 +90,7 @@ func (m *mapStore) Update(_ context.Context, owner store.Owner, id string, paylo
 	}
 	s.LastActive = now
 	s.Revision++
+	s.Tag = store.NewTag()
 	m.sessions[owner][id] = s
 	return s, nil
 }
