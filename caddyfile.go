@@ -70,6 +70,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		store           redis <url> { ... }
 //		session_timeout <duration>
 //		max_lifetime    <duration>
+//		idempotency_ttl <duration>
 //		cursor_secret   <secret>
 //		max_sessions    <n>
 //		validate_responses off | report | enforce
@@ -109,6 +110,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.MaxBody, err = sizeArg(d, sub, 1<<40)
 		case "session_timeout":
 			h.SessionTimeout, err = durationArg(d, sub)
+		case "idempotency_ttl":
+			h.IdempotencyTTL, err = durationArg(d, sub)
 		case "max_lifetime":
 			h.MaxLifetime, err = durationArg(d, sub)
 		case "max_sessions":

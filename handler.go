@@ -177,6 +177,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rt route, owner 
 		if lifetime > 0 {
 			expires = now.Add(lifetime)
 		}
+		idem, p := h.idempotency(r, body)
+		if p != nil {
+			return 0, p
+		}
 		s, err := h.store.Create(ctx, owner, store.Session{
 			ID:         store.NewID(),
 			Created:    now,
@@ -184,7 +188,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rt route, owner 
 			Timeout:    timeout,
 			Expires:    expires,
 			Payload:    compact(body.doc.member("payload")),
-		}, h.MaxSessions, now)
+		}, h.MaxSessions, idem, now)
 		if err != nil {
 			return 0, h.storeProblem(err)
 		}
@@ -293,6 +297,8 @@ func (h *Handler) storeProblem(err error) *problem {
 		return newProblem(kindNotFound, "no such session for this app and account")
 	case errors.Is(err, store.ErrPreconditionFailed):
 		return newProblem(kindPreconditionFailed, "If-Match does not match the session's current ETag; nothing was changed")
+	case errors.Is(err, store.ErrIdempotencyMismatch):
+		return newProblem(kindIdempotencyKeyReused, "this Idempotency-Key was used for a create with another body; use a new key for a new request")
 	case errors.Is(err, store.ErrTooManySessions):
 		return newProblem(kindTooManySessions, "the account already holds "+strconv.Itoa(h.MaxSessions)+" live sessions")
 	case errors.Is(err, store.ErrStoreFull):

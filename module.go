@@ -35,6 +35,8 @@ const (
 	defaultMaxBody        = 64 << 10
 	defaultSessionTimeout = 30 * time.Minute
 	defaultMaxSessions    = 100
+	defaultIdempotencyTTL = 24 * time.Hour
+	maxIdempotencyTTL     = 30 * 24 * time.Hour
 
 	// maxSessionTimeout bounds the idle timeout a session can ask for, so
 	// that lastActive+timeout can never overflow and a forgotten session
@@ -147,6 +149,12 @@ type Handler struct {
 	// years.
 	MaxLifetime caddy.Duration `json:"max_lifetime,omitempty"`
 
+	// How long a create's Idempotency-Key is remembered (in the store, for
+	// its account and app): a create sent again with the same key within
+	// it gets the first answer, and one with another body gets 422.
+	// Default: 24h. At most 30 days.
+	IdempotencyTTL caddy.Duration `json:"idempotency_ttl,omitempty"`
+
 	// How many live sessions one account may hold in one app; creating one
 	// more gets 429. Default: 100.
 	MaxSessions int `json:"max_sessions,omitempty"`
@@ -251,6 +259,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	if h.MaxSessions == 0 {
 		h.MaxSessions = defaultMaxSessions
+	}
+	if h.IdempotencyTTL == 0 {
+		h.IdempotencyTTL = caddy.Duration(defaultIdempotencyTTL)
 	}
 	if h.Undescribed == "" {
 		h.Undescribed = UndescribedPass
@@ -390,6 +401,9 @@ func (h *Handler) checkLimits() error {
 	}
 	if d := time.Duration(h.MaxLifetime); d != 0 && (d < time.Second || d > maxSessionLifetime) {
 		return fmt.Errorf("max_lifetime: must be between 1s and %s, got %s", maxSessionLifetime, d)
+	}
+	if d := time.Duration(h.IdempotencyTTL); d < time.Second || d > maxIdempotencyTTL {
+		return fmt.Errorf("idempotency_ttl: must be between 1s and %s, got %s", maxIdempotencyTTL, d)
 	}
 	if h.MaxSessions < 0 {
 		return fmt.Errorf("max_sessions: must be positive, got %d", h.MaxSessions)

@@ -31,6 +31,7 @@ const (
 	kindBodyTimeout
 	kindUnsupportedMediaType
 	kindTooManySessions
+	kindIdempotencyKeyReused
 	kindBadUpstreamResponse
 	kindStoreUnavailable
 	kindStoreOutcomeUnknown
@@ -60,6 +61,7 @@ var problemKinds = [...]struct {
 	kindBodyTimeout:          {"body-timeout", "The request body did not arrive in time", http.StatusRequestTimeout},
 	kindUnsupportedMediaType: {"unsupported-media-type", "The request body must be JSON", http.StatusUnsupportedMediaType},
 	kindTooManySessions:      {"too-many-sessions", "The account holds too many sessions", http.StatusTooManyRequests},
+	kindIdempotencyKeyReused: {"idempotency-key-reused", "The Idempotency-Key was used for another request", http.StatusUnprocessableEntity},
 	kindBadUpstreamResponse:  {"bad-upstream-response", "The upstream answer breaks the contract", http.StatusBadGateway},
 	kindStoreUnavailable:     {"store-unavailable", "The session store cannot be reached", http.StatusServiceUnavailable},
 	kindStoreOutcomeUnknown:  {"store-outcome-unknown", "The session store did not confirm the write", http.StatusServiceUnavailable},

@@ -33,7 +33,14 @@ type Store interface {
 	// unless owner already holds maxPerOwner live sessions
 	// (ErrTooManySessions) or the store is full (ErrStoreFull). The
 	// session it returns has Revision 1.
-	Create(ctx context.Context, owner Owner, s Session, maxPerOwner int, now time.Time) (Session, error)
+	//
+	// With idem (a client's Idempotency-Key), the first create under that
+	// key for owner is remembered for idem.TTL, in the same step: a later
+	// Create with the same key and fingerprint returns that first session
+	// as it was created (same ID and ETag) and stores nothing; one with
+	// another fingerprint is ErrIdempotencyMismatch. A create that fails is
+	// not remembered.
+	Create(ctx context.Context, owner Owner, s Session, maxPerOwner int, idem *Idempotency, now time.Time) (Session, error)
 
 	// List returns owner's live sessions, the most recently active first
 	// (see Sort).
@@ -78,7 +85,22 @@ var (
 	// answer in time, the connection broke after sending, or replicas did
 	// not confirm it): it may have been applied. Wrap it with the cause.
 	ErrOutcomeUnknown = errors.New("the store did not confirm the write; it may have been applied")
+	// ErrIdempotencyMismatch: the Idempotency-Key was used by the owner
+	// for a create of another request; nothing was created.
+	ErrIdempotencyMismatch = errors.New("the idempotency key was used for another request")
 )
+
+// Idempotency names a create that its client may send again (the
+// Idempotency-Key header, IETF httpapi draft).
+type Idempotency struct {
+	// Key is the client's key, unique per owner.
+	Key string
+	// Fingerprint identifies the request (a hash of its body): the same
+	// key with another fingerprint is another request.
+	Fingerprint string
+	// TTL is how long the key is remembered after the create.
+	TTL time.Duration
+}
 
 // StoreFullError is ErrStoreFull with a hint of when to try again
 // (errors.Is(err, ErrStoreFull) holds for it).

@@ -48,7 +48,8 @@ func Start(t testing.TB, persistent bool) *Server {
 	l.Close()
 	s := &Server{t: t, port: port, dir: t.TempDir()}
 	s.args = []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", s.dir,
-		"--save", "", "--protected-mode", "no", "--daemonize", "no", "--loglevel", "warning"}
+		"--save", "", "--protected-mode", "no", "--daemonize", "no", "--loglevel", "warning",
+		"--enable-debug-command", "local"} // DEBUG SLEEP makes a Redis that stops answering
 	if persistent {
 		s.args = append(s.args, "--appendonly", "yes", "--appendfsync", "always")
 	} else {

@@ -195,11 +195,11 @@ func (m *Store) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 
 // Create implements store.Store; past max_live_sessions or max_bytes it
 // answers a store.StoreFullError that says to retry after the next sweep.
-func (m *Store) Create(_ context.Context, owner store.Owner, s store.Session, maxPerOwner int, now time.Time) (store.Session, error) {
+func (m *Store) Create(_ context.Context, owner store.Owner, s store.Session, maxPerOwner int, idem *store.Idempotency, now time.Time) (store.Session, error) {
 	// The table keeps a copy of its own, exactly as large as the payload,
 	// so that it never holds on to the request's buffers.
 	s.Payload = bytes.Clone(s.Payload)
-	s, err := m.table.create(owner, s, maxPerOwner, tableLimits{m.MaxLiveSessions, m.MaxBytes}, now)
+	s, err := m.table.createOnce(owner, s, maxPerOwner, idem, tableLimits{m.MaxLiveSessions, m.MaxBytes}, now)
 	return s, m.retryLater(err)
 }
 

@@ -41,7 +41,7 @@ func TestStoreSharedAcrossConfigs(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := store.Owner{Subject: "ivan"}
-	s, err := a.Create(context.Background(), o, newTestSession(t0, time.Hour), 10, t0)
+	s, err := a.Create(context.Background(), o, newTestSession(t0, time.Hour), 10, nil, t0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ func TestStoreCounts(t *testing.T) {
 	t.Cleanup(func() { m.Cleanup() })
 	now := time.Now()
 	for _, o := range []store.Owner{{App: "/a", Subject: "x"}, {App: "/a", Subject: "y"}, {App: "/b", Subject: "x"}} {
-		if _, err := m.Create(context.Background(), o, newTestSession(now, time.Hour), 10, now); err != nil {
+		if _, err := m.Create(context.Background(), o, newTestSession(now, time.Hour), 10, nil, now); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -27,6 +27,28 @@ type sessionTable struct {
 type tableShard struct {
 	mu     sync.RWMutex
 	owners map[store.Owner]map[string]*store.Session
+	// idem remembers creates made under an Idempotency-Key, in the shard
+	// of their owner; nil until the first.
+	idem map[idemKey]*idemRecord
+}
+
+// idemKey is one owner's Idempotency-Key.
+type idemKey struct {
+	owner store.Owner
+	key   string
+}
+
+// idemRecord is the first create under a key: the request's fingerprint
+// and the session as it was created.
+type idemRecord struct {
+	fingerprint string
+	created     store.Session
+	until       time.Time
+}
+
+// idemSize is what a record counts against max_bytes.
+func idemSize(k idemKey, r *idemRecord) int64 {
+	return storedSize(k.owner, &r.created) + int64(len(k.key)+len(r.fingerprint))
 }
 
 func newSessionTable() *sessionTable {
@@ -72,10 +94,44 @@ func (t *sessionTable) forget(owner store.Owner, s *store.Session) {
 }
 
 func (t *sessionTable) create(owner store.Owner, s store.Session, maxPerOwner int, limits tableLimits, now time.Time) (store.Session, error) {
+	return t.createOnce(owner, s, maxPerOwner, nil, limits, now)
+}
+
+// createOnce is create under an Idempotency-Key (when idem is not nil): the
+// key is looked up, and the create remembered, under the same lock.
+func (t *sessionTable) createOnce(owner store.Owner, s store.Session, maxPerOwner int, idem *store.Idempotency, limits tableLimits, now time.Time) (store.Session, error) {
 	tag := store.NewTag() // outside the lock
 	sh := t.shard(owner)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	var ik idemKey
+	if idem != nil {
+		ik = idemKey{owner, idem.Key}
+		if r, ok := sh.idem[ik]; ok && now.Before(r.until) {
+			if r.fingerprint != idem.Fingerprint {
+				return store.Session{}, store.ErrIdempotencyMismatch
+			}
+			return r.created, nil
+		}
+	}
+	s, err := t.createLocked(sh, owner, s, tag, maxPerOwner, limits, now)
+	if err != nil || idem == nil {
+		return s, err
+	}
+	if old, ok := sh.idem[ik]; ok { // expired, not yet swept
+		t.bytes.Add(-idemSize(ik, old))
+	}
+	if sh.idem == nil {
+		sh.idem = map[idemKey]*idemRecord{}
+	}
+	r := &idemRecord{fingerprint: idem.Fingerprint, created: s, until: now.Add(idem.TTL)}
+	sh.idem[ik] = r
+	t.bytes.Add(idemSize(ik, r))
+	return s, nil
+}
+
+// createLocked creates s under sh's held write lock.
+func (t *sessionTable) createLocked(sh *tableShard, owner store.Owner, s store.Session, tag string, maxPerOwner int, limits tableLimits, now time.Time) (store.Session, error) {
 	sessions := sh.owners[owner]
 	for id, old := range sessions {
 		if old.Expired(now) {
@@ -230,6 +286,12 @@ func (t *sessionTable) sweep(now time.Time) (removed int) {
 	for i := range t.shards {
 		sh := &t.shards[i]
 		sh.mu.Lock()
+		for k, r := range sh.idem {
+			if !now.Before(r.until) {
+				delete(sh.idem, k)
+				t.bytes.Add(-idemSize(k, r))
+			}
+		}
 		for owner, sessions := range sh.owners {
 			for id, s := range sessions {
 				if s.Expired(now) {

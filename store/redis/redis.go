@@ -53,7 +53,15 @@ type Store struct {
 	// span slots). Default: unset (Redis's maxmemory is the bound).
 	MaxLiveSessions int `json:"max_live_sessions,omitempty"`
 
+	// Redis used as a cache: let the store load on a Redis whose
+	// maxmemory-policy evicts keys (it refuses to otherwise). Evicted
+	// sessions vanish before they expire; creates count only the sessions
+	// still there, and lists drop index entries whose session is gone.
+	// Default: off.
+	AllowEviction bool `json:"allow_eviction,omitempty"`
+
 	client  goredis.UniversalClient
+	wire    *wireCounter
 	poolKey string
 }
 
@@ -65,8 +73,11 @@ func (Store) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// redisClient is a pooled client.
-type redisClient struct{ goredis.UniversalClient }
+// redisClient is a pooled client, and the count of what it has written.
+type redisClient struct {
+	goredis.UniversalClient
+	wire *wireCounter
+}
 
 // Destruct closes the client once no config holds it.
 func (c redisClient) Destruct() error { return c.Close() }
@@ -98,16 +109,20 @@ func (s *Store) Provision(ctx caddy.Context) error {
 	opts.ReadTimeout = timeout
 	opts.WriteTimeout = timeout
 	opts.PoolTimeout = timeout
-	opts.MaxRetries = 1
+	// Never send a write twice: a script retried after a timeout could be
+	// applied twice.
+	opts.MaxRetries = -1
+	wire := &wireCounter{}
+	opts.Dialer = wire.dialer(timeout, opts.TLSConfig)
 	s.poolKey = fmt.Sprintf("%s|%s", raw, timeout)
 	val, _, err := clients.LoadOrNew(s.poolKey, func() (caddy.Destructor, error) {
-		return redisClient{goredis.NewClient(opts)}, nil
+		return redisClient{goredis.NewClient(opts), wire}, nil
 	})
 	if err != nil {
 		return err
 	}
-	s.client = val.(redisClient).UniversalClient
-	return nil
+	s.client, s.wire = val.(redisClient).UniversalClient, val.(redisClient).wire
+	return s.ready(ctx, ctx.Logger())
 }
 
 // redactError is err's message with the URL's credentials cut out.
@@ -143,6 +158,7 @@ func (s *Store) Describe() string {
 //		key_prefix        <prefix>
 //		timeout           <duration>
 //		max_live_sessions <n>
+//		allow_eviction
 //	}
 func (s *Store) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the store type
@@ -155,6 +171,13 @@ func (s *Store) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	}
 	for d.NextBlock(0) {
 		sub := d.Val()
+		if sub == "allow_eviction" {
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			s.AllowEviction = true
+			continue
+		}
 		if !d.NextArg() {
 			return d.ArgErr()
 		}

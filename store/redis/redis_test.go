@@ -52,7 +52,7 @@ func TestStoreIndexStaysBounded(t *testing.T) {
 	// 200 short sessions over time: expired and deleted ids leave the index.
 	for i := 0; i < 200; i++ {
 		at := now.Add(time.Duration(i) * time.Minute)
-		s, err := st.Create(ctx, o, store.Session{ID: store.NewID(), Created: at, LastActive: at, Timeout: 30 * time.Second}, 5, at)
+		s, err := st.Create(ctx, o, store.Session{ID: store.NewID(), Created: at, LastActive: at, Timeout: 30 * time.Second}, 5, nil, at)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -73,11 +73,11 @@ func TestStoreGlobalCap(t *testing.T) {
 	ctx := context.Background()
 	now := time.Now()
 	for i := 0; i < 2; i++ {
-		if _, err := st.Create(ctx, store.Owner{Subject: fmt.Sprint("cap-", i)}, store.Session{ID: store.NewID(), Created: now, LastActive: now, Timeout: time.Hour}, 5, now); err != nil {
+		if _, err := st.Create(ctx, store.Owner{Subject: fmt.Sprint("cap-", i)}, store.Session{ID: store.NewID(), Created: now, LastActive: now, Timeout: time.Hour}, 5, nil, now); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := st.Create(ctx, store.Owner{Subject: "cap-x"}, store.Session{ID: store.NewID(), Created: now, LastActive: now, Timeout: time.Hour}, 5, now); err == nil || !strings.Contains(err.Error(), "maximum") {
+	if _, err := st.Create(ctx, store.Owner{Subject: "cap-x"}, store.Session{ID: store.NewID(), Created: now, LastActive: now, Timeout: time.Hour}, 5, nil, now); err == nil || !strings.Contains(err.Error(), "maximum") {
 		t.Fatalf("create beyond the cap: %v", err)
 	}
 }

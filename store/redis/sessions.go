@@ -50,19 +50,42 @@ func expiresMS(t time.Time) int64 {
 // of ids scored by their end, trimmed of ended ids on every write and
 // expiring with the last of them. ARGV[1] is always now (ms).
 
-// createScript: KEYS session, index, all (or "" when no global cap).
-// ARGV now, id, created, timeout, payload, maxPerOwner, maxLive, allMember,
-// exp, tag.
-var createScript = goredis.NewScript(`
+// Every script starts with a shebang (Redis 7): a script without the
+// allow-oom flag is refused as a whole when Redis is at maxmemory (OOM,
+// answered store-full, nothing written), instead of running until a write
+// fails halfway. Deletes declare allow-oom: they free memory.
+
+// createScript: KEYS session, index, idempotency record[, all when there
+// is a global cap]. ARGV now, id, created, timeout, payload, maxPerOwner,
+// maxLive, allMember, exp, tag, fingerprint ("" without an
+// Idempotency-Key), its TTL (ms), repair ("1" with allow_eviction), the
+// owner's session key prefix. It answers {'ok'}, {'replay', the first
+// session's fields}, {'mismatch'}, {'too_many'}, {'full'} or
+// {'collision'}.
+var createScript = goredis.NewScript(`#!lua
 local now = tonumber(ARGV[1])
+local idem = ARGV[11] ~= ''
+if idem then
+	local r = redis.call('HMGET', KEYS[3], 'fp', 'id', 'created', 'last', 'timeout', 'payload', 'rev', 'exp', 'tag')
+	if r[1] then
+		if r[1] ~= ARGV[11] then return {'mismatch'} end
+		return {'replay', r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9]}
+	end
+end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[6]) then return 'too_many' end
+if ARGV[13] == '1' then
+	-- Keys may have been evicted: count only the sessions still there.
+	for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+		if redis.call('EXISTS', ARGV[14] .. id) == 0 then redis.call('ZREM', KEYS[2], id) end
+	end
+end
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[6]) then return {'too_many'} end
 local maxLive = tonumber(ARGV[7])
 if maxLive > 0 then
-	redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
-	if redis.call('ZCARD', KEYS[3]) >= maxLive then return 'full' end
+	redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
+	if redis.call('ZCARD', KEYS[4]) >= maxLive then return {'full'} end
 end
-if redis.call('EXISTS', KEYS[1]) == 1 then return 'collision' end
+if redis.call('EXISTS', KEYS[1]) == 1 then return {'collision'} end
 local expires = now + tonumber(ARGV[4]) * 1000
 local exp = tonumber(ARGV[9])
 if exp > 0 and exp < expires then expires = exp end
@@ -71,18 +94,27 @@ redis.call('PEXPIREAT', KEYS[1], expires)
 redis.call('ZADD', KEYS[2], expires, ARGV[2])
 if redis.call('PTTL', KEYS[2]) < expires - now then redis.call('PEXPIREAT', KEYS[2], expires) end
 if maxLive > 0 then
-	redis.call('ZADD', KEYS[3], expires, ARGV[8])
-	if redis.call('PTTL', KEYS[3]) < expires - now then redis.call('PEXPIREAT', KEYS[3], expires) end
+	redis.call('ZADD', KEYS[4], expires, ARGV[8])
+	if redis.call('PTTL', KEYS[4]) < expires - now then redis.call('PEXPIREAT', KEYS[4], expires) end
 end
-return 'ok'
+if idem then
+	redis.call('HSET', KEYS[3], 'fp', ARGV[11], 'id', ARGV[2], 'created', ARGV[3], 'last', ARGV[1], 'timeout', ARGV[4], 'payload', ARGV[5], 'rev', 1, 'exp', ARGV[9], 'tag', ARGV[10])
+	redis.call('PEXPIRE', KEYS[3], ARGV[12])
+end
+return {'ok'}
 `)
 
-// writeScript: update or delete one session. KEYS session, index, all.
+// updateScript and deleteScript: one session. KEYS session, index[, all].
 // ARGV now, id, mode ("update" | "delete"), payload or "" , hasPayload,
 // ifMatchAny, allMember, the new tag, then the If-Match tags (none:
 // unconditional). A session's ETag is its tag, or for one stored by an
 // earlier version without a tag, its revision.
-var writeScript = goredis.NewScript(`
+var (
+	updateScript = goredis.NewScript("#!lua\n" + writeBody)
+	deleteScript = goredis.NewScript("#!lua flags=allow-oom\n" + writeBody)
+)
+
+const writeBody = `
 local now = tonumber(ARGV[1])
 local f = redis.call('HMGET', KEYS[1], 'last', 'timeout', 'rev', 'exp', 'tag')
 if not f[1] then return {'not_found'} end
@@ -103,7 +135,7 @@ end
 if ARGV[3] == 'delete' then
 	redis.call('DEL', KEYS[1])
 	redis.call('ZREM', KEYS[2], ARGV[2])
-	if KEYS[3] ~= '' then redis.call('ZREM', KEYS[3], ARGV[7]) end
+	if KEYS[3] then redis.call('ZREM', KEYS[3], ARGV[7]) end
 	return {'ok'}
 end
 local expires = ending(now)
@@ -113,17 +145,17 @@ redis.call('HSET', KEYS[1], 'last', ARGV[1], 'tag', ARGV[8])
 redis.call('PEXPIREAT', KEYS[1], expires)
 redis.call('ZADD', KEYS[2], expires, ARGV[2])
 if redis.call('PTTL', KEYS[2]) < expires - now then redis.call('PEXPIREAT', KEYS[2], expires) end
-if KEYS[3] ~= '' then
+if KEYS[3] then
 	redis.call('ZADD', KEYS[3], expires, ARGV[7])
 	if redis.call('PTTL', KEYS[3]) < expires - now then redis.call('PEXPIREAT', KEYS[3], expires) end
 end
 return {'ok', redis.call('HGET', KEYS[1], 'created'), tostring(rev), f[2], redis.call('HGET', KEYS[1], 'payload'), tostring(exp), ARGV[8]}
-`)
+`
 
-// deleteAllScript: every session of one owner but one. KEYS index, all (or
-// ""). ARGV now, the owner's session key prefix, the id kept ("" for none).
+// deleteAllScript: every session of one owner but one. KEYS index[, all].
+// ARGV now, the owner's session key prefix, the id kept ("" for none).
 // It returns how many live sessions it removed.
-var deleteAllScript = goredis.NewScript(`
+var deleteAllScript = goredis.NewScript(`#!lua flags=allow-oom
 local now = tonumber(ARGV[1])
 local n = 0
 for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
@@ -138,7 +170,7 @@ for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
 		end
 		redis.call('DEL', key)
 		redis.call('ZREM', KEYS[1], id)
-		if KEYS[2] ~= '' then redis.call('ZREM', KEYS[2], key) end
+		if KEYS[2] then redis.call('ZREM', KEYS[2], key) end
 	end
 end
 return n
@@ -149,44 +181,69 @@ func (s *Store) op(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, time.Duration(s.Timeout))
 }
 
-// unavailable wraps a Redis failure; the handler answers 503.
-func unavailable(err error) error {
-	return fmt.Errorf("redis: %w", err)
+// keys returns the KEYS of a script: those given, and the global cap's
+// set when there is one (never an empty name: Redis Cluster would route
+// it to slot 0).
+func (s *Store) keys(k ...string) []string {
+	if s.MaxLiveSessions > 0 {
+		k = append(k, s.allKey())
+	}
+	return k
+}
+
+// idemKey is the record of an Idempotency-Key, in the owner's slot. The
+// client's key is hashed: any bytes, fixed length.
+func idemKey(prefix, key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return prefix[:len(prefix)-len("s:")] + "k:" + hex.EncodeToString(sum[:16])
 }
 
 // Create implements store.Store; past max_live_sessions it answers a
 // store.StoreFullError that says to retry after a minute.
-func (s *Store) Create(ctx context.Context, owner store.Owner, sess store.Session, maxPerOwner int, now time.Time) (store.Session, error) {
+func (s *Store) Create(ctx context.Context, owner store.Owner, sess store.Session, maxPerOwner int, idem *store.Idempotency, now time.Time) (store.Session, error) {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
 	prefix, index := s.ownerKeys(owner)
-	all := ""
-	allMember := prefix + sess.ID
-	if s.MaxLiveSessions > 0 {
-		all = s.allKey()
-	}
 	payload := sess.Payload
 	if payload == nil {
 		payload = []byte(`{}`)
 	}
 	tag := store.NewTag()
-	res, err := createScript.Run(ctx, s.client, []string{prefix + sess.ID, index, all},
-		ms(now), sess.ID, ms(sess.Created), int64(sess.Timeout/time.Second), []byte(payload),
-		maxPerOwner, s.MaxLiveSessions, allMember, expiresMS(sess.Expires), tag).Text()
-	if err != nil {
-		return store.Session{}, unavailable(err)
+	record, fingerprint, ttl := idemKey(prefix, ""), "", int64(0)
+	if idem != nil {
+		record, fingerprint, ttl = idemKey(prefix, idem.Key), idem.Fingerprint, max(1, idem.TTL.Milliseconds())
 	}
-	switch res {
+	repair := "0"
+	if s.AllowEviction {
+		repair = "1"
+	}
+	mark := s.wire.mark()
+	res, err := createScript.Run(ctx, s.client, s.keys(prefix+sess.ID, index, record),
+		ms(now), sess.ID, ms(sess.Created), int64(sess.Timeout/time.Second), []byte(payload),
+		maxPerOwner, s.MaxLiveSessions, prefix+sess.ID, expiresMS(sess.Expires), tag,
+		fingerprint, ttl, repair, prefix).Slice()
+	if err != nil {
+		return store.Session{}, failure(err, s.wire.sent(mark))
+	}
+	switch res[0] {
 	case "ok":
 		sess.Revision, sess.Tag = 1, tag
 		sess.Payload = payload
 		return sess, nil
+	case "replay":
+		first, ok := readSession(fmt.Sprint(res[1]), res[2:], time.Time{})
+		if !ok {
+			return store.Session{}, fmt.Errorf("redis: an idempotency record cannot be read")
+		}
+		return first, nil
+	case "mismatch":
+		return store.Session{}, store.ErrIdempotencyMismatch
 	case "too_many":
 		return store.Session{}, store.ErrTooManySessions
 	case "full":
 		return store.Session{}, store.StoreFullError{RetryAfter: time.Minute}
 	}
-	return store.Session{}, fmt.Errorf("redis: create answered %q", res)
+	return store.Session{}, fmt.Errorf("redis: create answered %v", res[0])
 }
 
 // read turns a session hash into a Session, or reports it missing or expired.
@@ -227,7 +284,7 @@ func (s *Store) Get(ctx context.Context, owner store.Owner, id string, now time.
 	prefix, _ := s.ownerKeys(owner)
 	f, err := s.client.HMGet(ctx, prefix+id, sessionFields...).Result()
 	if err != nil {
-		return store.Session{}, unavailable(err)
+		return store.Session{}, failure(err, false)
 	}
 	sess, ok := readSession(id, f, now)
 	if !ok {
@@ -245,7 +302,7 @@ func (s *Store) List(ctx context.Context, owner store.Owner, now time.Time) ([]s
 		Key: index, ByScore: true, Start: "(" + strconv.FormatInt(ms(now), 10), Stop: "+inf",
 	}).Result()
 	if err != nil {
-		return nil, unavailable(err)
+		return nil, failure(err, false)
 	}
 	pipe := s.client.Pipeline()
 	cmds := make([]*goredis.SliceCmd, len(ids))
@@ -254,14 +311,23 @@ func (s *Store) List(ctx context.Context, owner store.Owner, now time.Time) ([]s
 	}
 	if len(ids) > 0 {
 		if _, err := pipe.Exec(ctx); err != nil {
-			return nil, unavailable(err)
+			return nil, failure(err, false)
 		}
 	}
 	out := make([]store.Session, 0, len(ids))
+	var evicted []any
 	for i, id := range ids {
-		if sess, ok := readSession(id, cmds[i].Val(), now); ok {
+		f := cmds[i].Val()
+		if sess, ok := readSession(id, f, now); ok {
 			out = append(out, sess)
+		} else if len(f) > 0 && f[0] == nil {
+			evicted = append(evicted, id)
 		}
+	}
+	if s.AllowEviction && len(evicted) > 0 {
+		// Their keys were evicted (or expired a moment ago): drop them
+		// from the index. A repair only; the answer stands without it.
+		s.client.ZRem(ctx, index, evicted...)
 	}
 	store.Sort(out)
 	return out, nil
@@ -272,10 +338,6 @@ func (s *Store) write(ctx context.Context, owner store.Owner, id, mode string, p
 	ctx, cancel := s.op(ctx)
 	defer cancel()
 	prefix, index := s.ownerKeys(owner)
-	all := ""
-	if s.MaxLiveSessions > 0 {
-		all = s.allKey()
-	}
 	hasPayload, anyTag := "0", "0"
 	if payload != nil {
 		hasPayload = "1"
@@ -292,9 +354,14 @@ func (s *Store) write(ctx context.Context, owner store.Owner, id, mode string, p
 			args = append(args, "") // an If-Match that names nothing matches nothing
 		}
 	}
-	res, err := writeScript.Run(ctx, s.client, []string{prefix + id, index, all}, args...).Slice()
+	script := updateScript
+	if mode == "delete" {
+		script = deleteScript
+	}
+	mark := s.wire.mark()
+	res, err := script.Run(ctx, s.client, s.keys(prefix+id, index), args...).Slice()
 	if err != nil {
-		return nil, unavailable(err)
+		return nil, failure(err, s.wire.sent(mark))
 	}
 	switch res[0] {
 	case "ok":
@@ -325,13 +392,10 @@ func (s *Store) DeleteAll(ctx context.Context, owner store.Owner, except string,
 	ctx, cancel := s.op(ctx)
 	defer cancel()
 	prefix, index := s.ownerKeys(owner)
-	all := ""
-	if s.MaxLiveSessions > 0 {
-		all = s.allKey()
-	}
-	n, err := deleteAllScript.Run(ctx, s.client, []string{index, all}, ms(now), prefix, except).Int()
+	mark := s.wire.mark()
+	n, err := deleteAllScript.Run(ctx, s.client, s.keys(index), ms(now), prefix, except).Int()
 	if err != nil {
-		return 0, unavailable(err)
+		return 0, failure(err, s.wire.sent(mark))
 	}
 	return n, nil
 }

@@ -20,15 +20,37 @@ import (
 type mapStore struct {
 	mu       sync.Mutex
 	sessions map[store.Owner]map[string]store.Session
+	// keys remembers creates under an Idempotency-Key (never forgotten:
+	// this store is an example, not a product).
+	keys map[idemKey]idemRecord
+}
+
+type idemKey struct {
+	owner store.Owner
+	key   string
+}
+
+type idemRecord struct {
+	fingerprint string
+	created     store.Session
+	until       time.Time
 }
 
 func newMapStore() *mapStore {
-	return &mapStore{sessions: map[store.Owner]map[string]store.Session{}}
+	return &mapStore{sessions: map[store.Owner]map[string]store.Session{}, keys: map[idemKey]idemRecord{}}
 }
 
-func (m *mapStore) Create(_ context.Context, owner store.Owner, s store.Session, maxPerOwner int, now time.Time) (store.Session, error) {
+func (m *mapStore) Create(_ context.Context, owner store.Owner, s store.Session, maxPerOwner int, idem *store.Idempotency, now time.Time) (store.Session, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if idem != nil {
+		if r, ok := m.keys[idemKey{owner, idem.Key}]; ok && now.Before(r.until) {
+			if r.fingerprint != idem.Fingerprint {
+				return store.Session{}, store.ErrIdempotencyMismatch
+			}
+			return r.created, nil
+		}
+	}
 	live := 0
 	for _, old := range m.sessions[owner] {
 		if !old.Expired(now) {
@@ -44,6 +66,9 @@ func (m *mapStore) Create(_ context.Context, owner store.Owner, s store.Session,
 	s.Payload = bytes.Clone(s.Payload) // the caller's buffer is not ours to keep
 	s.Revision, s.Tag = 1, store.NewTag()
 	m.sessions[owner][s.ID] = s
+	if idem != nil {
+		m.keys[idemKey{owner, idem.Key}] = idemRecord{idem.Fingerprint, s, now.Add(idem.TTL)}
+	}
 	return s, nil
 }
 

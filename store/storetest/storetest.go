@@ -42,7 +42,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("lifecycle", func(t *testing.T) {
 		st := newStore(t)
 		o := store.Owner{App: "/app", Subject: "alice"}
-		s, err := st.Create(ctx, o, fresh(now, time.Minute), 10, now)
+		s, err := st.Create(ctx, o, fresh(now, time.Minute), 10, nil, now)
 		tag1 := s.ETag()
 		if err != nil || s.Revision != 1 || !strongTag(tag1) {
 			t.Fatalf("create: %+v %v", s, err)
@@ -97,7 +97,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("isolation", func(t *testing.T) {
 		st := newStore(t)
 		o := store.Owner{App: "/app", Issuer: "https://a.example", Subject: "alice"}
-		s, _ := st.Create(ctx, o, fresh(now, time.Minute), 10, now)
+		s, _ := st.Create(ctx, o, fresh(now, time.Minute), 10, nil, now)
 		for _, other := range []store.Owner{
 			{App: "/app", Issuer: "https://a.example", Subject: "bob"},
 			{App: "/other", Issuer: "https://a.example", Subject: "alice"},
@@ -132,8 +132,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("expiry", func(t *testing.T) {
 		st := newStore(t)
 		o := store.Owner{Subject: "carol"}
-		short, _ := st.Create(ctx, o, fresh(now, time.Minute), 10, now)
-		long, _ := st.Create(ctx, o, fresh(now, time.Hour), 10, now)
+		short, _ := st.Create(ctx, o, fresh(now, time.Minute), 10, nil, now)
+		long, _ := st.Create(ctx, o, fresh(now, time.Hour), 10, nil, now)
 		if _, err := st.Get(ctx, o, short.ID, now.Add(time.Minute-time.Millisecond)); err != nil {
 			t.Fatalf("expired early: %v", err)
 		}
@@ -161,7 +161,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		o := store.Owner{App: "/abs", Subject: "carol"}
 		sess := fresh(now, time.Minute)
 		sess.Expires = now.Add(90 * time.Second)
-		s, err := st.Create(ctx, o, sess, 10, now)
+		s, err := st.Create(ctx, o, sess, 10, nil, now)
 		if err != nil || !s.Expires.Equal(sess.Expires) {
 			t.Fatalf("create: %+v %v", s, err)
 		}
@@ -192,7 +192,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 			t.Fatalf("delete all counted an ended session: %d %v", n, err)
 		}
 		// No absolute end: Expires stays zero through every operation.
-		open, _ := st.Create(ctx, o, fresh(end, time.Minute), 10, end)
+		open, _ := st.Create(ctx, o, fresh(end, time.Minute), 10, nil, end)
 		up, _ := st.Update(ctx, o, open.ID, nil, nil, end)
 		got, _ := st.Get(ctx, o, open.ID, end)
 		if !open.Expires.IsZero() || !up.Expires.IsZero() || !got.Expires.IsZero() {
@@ -205,7 +205,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		o := store.Owner{App: "/order", Subject: "carol"}
 		var ids []string
 		for i := range 4 {
-			s, err := st.Create(ctx, o, fresh(now.Add(time.Duration(i)*time.Second), time.Hour), 10, now.Add(time.Duration(i)*time.Second))
+			s, err := st.Create(ctx, o, fresh(now.Add(time.Duration(i)*time.Second), time.Hour), 10, nil, now.Add(time.Duration(i)*time.Second))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -228,22 +228,92 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		}
 	})
 
+	t.Run("idempotency", func(t *testing.T) {
+		st := newStore(t)
+		o := store.Owner{App: "/idem", Subject: "ida"}
+		key := &store.Idempotency{Key: "k-1", Fingerprint: "body-a", TTL: time.Hour}
+		first, err := st.Create(ctx, o, fresh(now, time.Hour), 10, key, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The first answer, whatever happened since.
+		if _, err := st.Update(ctx, o, first.ID, json.RawMessage(`{"b":2}`), nil, now); err != nil {
+			t.Fatal(err)
+		}
+		again, err := st.Create(ctx, o, fresh(now, time.Hour), 10, key, now)
+		if err != nil || again.ID != first.ID || again.ETag() != first.ETag() || string(again.Payload) != `{"a":1}` || !again.Created.Equal(first.Created) {
+			t.Fatalf("retry: %+v %v, want %+v", again, err, first)
+		}
+		other := &store.Idempotency{Key: "k-1", Fingerprint: "body-b", TTL: time.Hour}
+		if _, err := st.Create(ctx, o, fresh(now, time.Hour), 10, other, now); !errors.Is(err, store.ErrIdempotencyMismatch) {
+			t.Fatalf("the key with another body: %v", err)
+		}
+		if l, _ := st.List(ctx, o, now); len(l) != 1 {
+			t.Fatalf("%d sessions after retries, want 1", len(l))
+		}
+		// A key is the owner's own.
+		if s, err := st.Create(ctx, store.Owner{App: "/idem", Subject: "idb"}, fresh(now, time.Hour), 10, key, now); err != nil || s.ID == first.ID {
+			t.Fatalf("another owner's key: %+v %v", s, err)
+		}
+		// Concurrent sends of one key make one session.
+		race := &store.Idempotency{Key: "k-race", Fingerprint: "body", TTL: time.Hour}
+		ids := make(chan string, 8)
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s, err := st.Create(ctx, o, fresh(now, time.Hour), 10, race, now)
+				if err != nil {
+					t.Error(err)
+				}
+				ids <- s.ID
+			}()
+		}
+		wg.Wait()
+		close(ids)
+		seen := map[string]bool{}
+		for id := range ids {
+			seen[id] = true
+		}
+		if l, _ := st.List(ctx, o, now); len(seen) != 1 || len(l) != 2 {
+			t.Fatalf("8 concurrent sends: %d ids, %d sessions; want 1 and 2", len(seen), len(l))
+		}
+		// A create that fails is not remembered.
+		full := &store.Idempotency{Key: "k-full", Fingerprint: "body", TTL: time.Hour}
+		if _, err := st.Create(ctx, o, fresh(now, time.Hour), 2, full, now); !errors.Is(err, store.ErrTooManySessions) {
+			t.Fatalf("over the limit: %v", err)
+		}
+		if s, err := st.Create(ctx, o, fresh(now, time.Hour), 10, full, now); err != nil || s.ID == "" {
+			t.Fatalf("the key of a refused create: %+v %v", s, err)
+		}
+		// After its TTL (by the time given and, for a store that expires
+		// by its own clock, the real one) a key is forgotten.
+		short := &store.Idempotency{Key: "k-short", Fingerprint: "body", TTL: 200 * time.Millisecond}
+		s1, _ := st.Create(ctx, o, fresh(now, time.Hour), 10, short, now)
+		time.Sleep(250 * time.Millisecond)
+		later := now.Add(time.Second)
+		if s2, err := st.Create(ctx, o, fresh(later, time.Hour), 10, short, later); err != nil || s2.ID == s1.ID {
+			t.Fatalf("a key past its TTL: %+v %v", s2, err)
+		}
+	})
+
 	t.Run("max per owner", func(t *testing.T) {
 		st := newStore(t)
 		o := store.Owner{App: "/a", Subject: "dave"}
 		for i := 0; i < 3; i++ {
-			if _, err := st.Create(ctx, o, fresh(now, time.Minute), 3, now); err != nil {
+			if _, err := st.Create(ctx, o, fresh(now, time.Minute), 3, nil, now); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if _, err := st.Create(ctx, o, fresh(now, time.Minute), 3, now); !errors.Is(err, store.ErrTooManySessions) {
+		if _, err := st.Create(ctx, o, fresh(now, time.Minute), 3, nil, now); !errors.Is(err, store.ErrTooManySessions) {
 			t.Fatalf("fourth: %v", err)
 		}
-		if _, err := st.Create(ctx, store.Owner{App: "/a", Subject: "erin"}, fresh(now, time.Minute), 3, now); err != nil {
+		if _, err := st.Create(ctx, store.Owner{App: "/a", Subject: "erin"}, fresh(now, time.Minute), 3, nil, now); err != nil {
 			t.Fatalf("another account: %v", err)
 		}
 		later := now.Add(time.Minute)
-		if _, err := st.Create(ctx, o, fresh(later, time.Minute), 3, later); err != nil {
+		if _, err := st.Create(ctx, o, fresh(later, time.Minute), 3, nil, later); err != nil {
 			t.Fatalf("expired sessions still counted: %v", err)
 		}
 	})
@@ -254,14 +324,14 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		other := store.Owner{App: "/app", Subject: "someone else"}
 		var ids []string
 		for i := 0; i < 4; i++ {
-			s, err := st.Create(ctx, o, fresh(now, time.Hour), 10, now)
+			s, err := st.Create(ctx, o, fresh(now, time.Hour), 10, nil, now)
 			if err != nil {
 				t.Fatal(err)
 			}
 			ids = append(ids, s.ID)
 		}
-		short, _ := st.Create(ctx, o, fresh(now, time.Minute), 10, now)
-		theirs, _ := st.Create(ctx, other, fresh(now, time.Hour), 10, now)
+		short, _ := st.Create(ctx, o, fresh(now, time.Minute), 10, nil, now)
+		theirs, _ := st.Create(ctx, other, fresh(now, time.Hour), 10, nil, now)
 		later := now.Add(2 * time.Minute) // short has expired: not counted
 		n, err := st.DeleteAll(ctx, o, ids[0], later)
 		if err != nil || n != 3 {
@@ -294,7 +364,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 			go func() {
 				defer wg.Done()
 				for i := 0; i < 25; i++ {
-					if _, err := st.Create(ctx, o, fresh(now, time.Hour), 1000, now); err != nil {
+					if _, err := st.Create(ctx, o, fresh(now, time.Hour), 1000, nil, now); err != nil {
 						t.Error(err)
 						return
 					}
@@ -324,7 +394,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("concurrent if-match", func(t *testing.T) {
 		st := newStore(t)
 		o := store.Owner{Subject: "race"}
-		s, _ := st.Create(ctx, o, store.Session{ID: store.NewID(), Created: now, LastActive: now, Timeout: time.Hour, Payload: json.RawMessage(`{"n":0}`)}, 10, now)
+		s, _ := st.Create(ctx, o, store.Session{ID: store.NewID(), Created: now, LastActive: now, Timeout: time.Hour, Payload: json.RawMessage(`{"n":0}`)}, 10, nil, now)
 		var acked atomic.Int64
 		var wg sync.WaitGroup
 		for w := 0; w < 6; w++ {
@@ -367,7 +437,7 @@ func Benchmark(b *testing.B, newStore func(b *testing.B) store.Store) {
 	payload := []byte(`{"preferences":{"theme":"dark","resolution":"wide"}}`)
 	now := time.Now()
 	o := store.Owner{App: "/bench", Subject: "bench"}
-	s, err := st.Create(ctx, o, store.Session{ID: store.NewID(), Created: now, LastActive: now, Timeout: time.Hour, Payload: payload}, 1<<30, now)
+	s, err := st.Create(ctx, o, store.Session{ID: store.NewID(), Created: now, LastActive: now, Timeout: time.Hour, Payload: payload}, 1<<30, nil, now)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -376,7 +446,7 @@ func Benchmark(b *testing.B, newStore func(b *testing.B) store.Store) {
 		i := 0
 		for b.Loop() {
 			i++
-			if _, err := st.Create(ctx, store.Owner{App: "/bench", Subject: fmt.Sprint("c", i)}, store.Session{ID: store.NewID(), Created: now, LastActive: now, Timeout: time.Minute, Payload: payload}, 10, now); err != nil {
+			if _, err := st.Create(ctx, store.Owner{App: "/bench", Subject: fmt.Sprint("c", i)}, store.Session{ID: store.NewID(), Created: now, LastActive: now, Timeout: time.Minute, Payload: payload}, 10, nil, now); err != nil {
 				b.Fatal(err)
 			}
 		}
