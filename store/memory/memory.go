@@ -72,6 +72,12 @@ type Store struct {
 	// until they are swept. Default: 1 GiB.
 	MaxBytes int64 `json:"max_bytes,omitempty"`
 
+	// How long the table is kept once no config names it any more (a
+	// reload through a config without this store, or with another name),
+	// so that a config naming it again within that time finds its
+	// sessions. 0 drops it at once. Default: 5m.
+	Keep *caddy.Duration `json:"keep,omitempty"`
+
 	table *sessionTable
 	// sweeperDone is closed when this config's sweeper has stopped.
 	sweeperDone chan struct{}
@@ -109,13 +115,21 @@ func (m *Store) Provision(ctx caddy.Context) error {
 	if m.MaxBytes < 0 {
 		return fmt.Errorf("max_bytes: must be positive, got %d", m.MaxBytes)
 	}
+	if m.Keep == nil {
+		keep := caddy.Duration(defaultKeep)
+		m.Keep = &keep
+	}
+	if *m.Keep < 0 {
+		return fmt.Errorf("keep: must not be negative, got %s", time.Duration(*m.Keep))
+	}
 	val, _, err := tables.LoadOrNew(m.Name, func() (caddy.Destructor, error) {
-		return newSessionTable(), nil
+		return reviveTable(m.Name), nil
 	})
 	if err != nil {
 		return err
 	}
 	m.table = val.(*sessionTable)
+	m.table.keep.Store(int64(*m.Keep))
 	m.sweeperDone = make(chan struct{})
 	go m.sweepUntilDone(ctx, time.Duration(m.SweepInterval))
 	return nil
@@ -148,6 +162,7 @@ func (m *Store) sweepUntilDone(ctx context.Context, every time.Duration) {
 //		sweep_interval    <duration>
 //		max_live_sessions <n>
 //		max_bytes         <size>
+//		keep              <duration>
 //	}
 func (m *Store) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the store type
@@ -186,6 +201,16 @@ func (m *Store) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("max_bytes: invalid size %q", d.Val())
 			}
 			m.MaxBytes = int64(size)
+		case "keep":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(d.Val())
+			if err != nil || dur < 0 {
+				return d.Errf("keep: invalid duration %q", d.Val())
+			}
+			keep := caddy.Duration(dur)
+			m.Keep = &keep
 		default:
 			return d.Errf("store memory: unrecognized subdirective %q", d.Val())
 		}

@@ -69,7 +69,8 @@ func TestStoreSharedAcrossConfigs(t *testing.T) {
 	cancel2()
 	_ = b.Cleanup()
 	_ = c.Cleanup()
-	// With no config left, the table is released: a new one starts empty.
+	// With no config left, the table is kept (keep, 5m by default): a
+	// config that names it again finds the sessions.
 	d := &Store{Name: "shared-test"}
 	ctx3, cancel3 := newTestContext(t)
 	defer cancel3()
@@ -77,8 +78,8 @@ func TestStoreSharedAcrossConfigs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Cleanup()
-	if _, err := d.Get(context.Background(), o, s.ID, t0); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("released table kept its sessions: %v", err)
+	if _, err := d.Get(context.Background(), o, s.ID, t0); err != nil {
+		t.Fatalf("a kept table lost its sessions: %v", err)
 	}
 }
 
@@ -184,4 +185,45 @@ func BenchmarkStore(b *testing.B) {
 		b.Cleanup(func() { m.Cleanup() })
 		return m
 	})
+}
+
+// TestKeepThroughAConfigWithoutIt: a reload A → B → A, where B has no such
+// store, keeps A's sessions for keep; past keep, or with keep 0, they are
+// gone.
+func TestKeepThroughAConfigWithoutIt(t *testing.T) {
+	o := store.Owner{Subject: "kept"}
+	provision := func(name string, keep time.Duration) *Store {
+		ctx, _ := newTestContext(t)
+		k := caddy.Duration(keep)
+		m := &Store{Name: name, Keep: &k}
+		if err := m.Provision(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	for _, tt := range []struct {
+		name       string
+		keep, away time.Duration
+		survives   bool
+	}{
+		{"keep-within", time.Minute, 0, true},
+		{"keep-past", 100 * time.Millisecond, 300 * time.Millisecond, false},
+		{"keep-zero", 0, 0, false},
+	} {
+		a := provision(tt.name, tt.keep)
+		s, err := a.Create(context.Background(), o, newTestSession(t0, time.Hour), 10, nil, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Cleanup(); err != nil { // config B: no store of that name
+			t.Fatal(err)
+		}
+		time.Sleep(tt.away)
+		again := provision(tt.name, tt.keep) // config A again
+		_, err = again.Get(context.Background(), o, s.ID, t0)
+		if survives := err == nil; survives != tt.survives {
+			t.Errorf("%s: session survived %v, want %v (%v)", tt.name, survives, tt.survives, err)
+		}
+		again.Cleanup()
+	}
 }

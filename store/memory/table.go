@@ -15,6 +15,10 @@ import (
 // so that writers for different accounts rarely meet and the sweeper never
 // holds more than one shard's lock.
 type sessionTable struct {
+	name string // in the pool of tables
+	// keep is how long the table is kept once no config holds it (the
+	// keep setting of the config that provisioned it last), in ns.
+	keep   atomic.Int64
 	seed   maphash.Seed
 	live   atomic.Int64 // sessions held, expired or not, until removed
 	bytes  atomic.Int64 // storedSize of those sessions
@@ -59,8 +63,12 @@ func newSessionTable() *sessionTable {
 	return t
 }
 
-// Destruct implements caddy.Destructor; the table holds nothing but memory.
-func (t *sessionTable) Destruct() error { return nil }
+// Destruct implements caddy.Destructor: no config holds the table any
+// more. It is kept for its keep duration, in case one names it again.
+func (t *sessionTable) Destruct() error {
+	keepTable(t, time.Duration(t.keep.Load()))
+	return nil
+}
 
 func (t *sessionTable) shard(owner store.Owner) *tableShard {
 	return &t.shards[maphash.Comparable(t.seed, owner)%uint64(len(t.shards))]

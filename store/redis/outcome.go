@@ -32,12 +32,22 @@ func failure(err error, maybeSent bool) error {
 			return fmt.Errorf("redis: %w (%v)", store.StoreFullError{RetryAfter: time.Minute}, err)
 		}
 		return fmt.Errorf("redis: refused: %w", err)
-	case !maybeSent:
+	case !maybeSent, notSent(err):
 		return fmt.Errorf("redis: %w", err)
 	}
 	// The command may have been sent, and no answer came: Redis may run it
 	// later, or has already.
 	return fmt.Errorf("redis: %w: %w", store.ErrOutcomeUnknown, err)
+}
+
+// notSent says whether err means the command never left: no connection
+// could be had (pool exhausted or timed out, client closed, dial failed).
+func notSent(err error) bool {
+	if errors.Is(err, goredis.ErrPoolTimeout) || errors.Is(err, goredis.ErrClosed) || errors.Is(err, goredis.ErrPoolExhausted) {
+		return true
+	}
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }
 
 // wireCounter counts the bytes a client has written to Redis, on every

@@ -62,6 +62,7 @@ type Store struct {
 
 	client  goredis.UniversalClient
 	wire    *wireCounter
+	pooled  *redisClient
 	poolKey string
 }
 
@@ -73,14 +74,6 @@ func (Store) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// redisClient is a pooled client, and the count of what it has written.
-type redisClient struct {
-	goredis.UniversalClient
-	wire *wireCounter
-}
-
-// Destruct closes the client once no config holds it.
-func (c redisClient) Destruct() error { return c.Close() }
 
 // Provision parses the URL and takes the shared client. It does not wait
 // for Redis: a Redis that is down makes requests answer 503 until it is
@@ -116,12 +109,13 @@ func (s *Store) Provision(ctx caddy.Context) error {
 	opts.Dialer = wire.dialer(timeout, opts.TLSConfig)
 	s.poolKey = fmt.Sprintf("%s|%s", raw, timeout)
 	val, _, err := clients.LoadOrNew(s.poolKey, func() (caddy.Destructor, error) {
-		return redisClient{goredis.NewClient(opts), wire}, nil
+		return newRedisClient(goredis.NewClient(opts), wire), nil
 	})
 	if err != nil {
 		return err
 	}
-	s.client, s.wire = val.(redisClient).UniversalClient, val.(redisClient).wire
+	s.pooled = val.(*redisClient)
+	s.client, s.wire = s.pooled.UniversalClient, s.pooled.wire
 	return s.ready(ctx, ctx.Logger())
 }
 

@@ -176,11 +176,6 @@ end
 return n
 `)
 
-// op bounds one operation by the store's timeout.
-func (s *Store) op(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, time.Duration(s.Timeout))
-}
-
 // keys returns the KEYS of a script: those given, and the global cap's
 // set when there is one (never an empty name: Redis Cluster would route
 // it to slot 0).
