@@ -74,7 +74,6 @@ func (Store) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-
 // Provision parses the URL and takes the shared client. It does not wait
 // for Redis: a Redis that is down makes requests answer 503 until it is
 // back, not Caddy fail to start.
