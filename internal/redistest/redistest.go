@@ -21,11 +21,60 @@ import (
 // Server is a redis-server on a free loopback port, with its own directory,
 // stopped when the test that started it ends.
 type Server struct {
-	t    testing.TB
-	port int
-	dir  string
-	cmd  *exec.Cmd
-	args []string
+	t        testing.TB
+	port     int
+	dir      string
+	cmd      *exec.Cmd
+	args     []string
+	password string // what start's PING authenticates with; "" for none
+}
+
+// binary is the path of a Redis program, or t fails (under CI) or skips.
+func binary(t testing.TB, name string) string {
+	t.Helper()
+	bin, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is not installed; .ci/run installs Debian's redis-server package", name)
+		}
+		t.Skipf("%s is not installed (apt-get install redis-server); the Redis store is untested here", name)
+	}
+	return bin
+}
+
+// freePort is a loopback port nothing listens on now.
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// baseArgs are the arguments every data node of the tests starts with:
+// loopback only, no snapshots, and, when persistent, an append-only file
+// written before each answer, so Kill loses nothing acknowledged.
+func baseArgs(port int, dir string, persistent bool) []string {
+	args := []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
+		"--save", "", "--protected-mode", "no", "--daemonize", "no", "--loglevel", "warning",
+		// A replica syncs at once instead of waiting for more replicas.
+		"--repl-diskless-sync-delay", "0"}
+	if persistent {
+		return append(args, "--appendonly", "yes", "--appendfsync", "always")
+	}
+	return append(args, "--appendonly", "no")
+}
+
+// startServer runs redis-server with args (the binary first) for t, on
+// port and in dir, waits until it answers, and kills it when t ends.
+func startServer(t testing.TB, port int, dir, password string, args []string) *Server {
+	t.Helper()
+	s := &Server{t: t, port: port, dir: dir, args: args, password: password}
+	s.start()
+	t.Cleanup(s.Kill)
+	return s
 }
 
 // Start runs a redis-server for t and waits until it answers. A persistent
@@ -33,31 +82,9 @@ type Server struct {
 // Kill loses no acknowledged write.
 func Start(t testing.TB, persistent bool) *Server {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("redis-server is not installed; .ci/run installs Debian's redis-server package")
-		}
-		t.Skip("redis-server is not installed (apt-get install redis-server); the Redis store is untested here")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	s := &Server{t: t, port: port, dir: t.TempDir()}
-	s.args = []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", s.dir,
-		"--save", "", "--protected-mode", "no", "--daemonize", "no", "--loglevel", "warning"}
-	if persistent {
-		s.args = append(s.args, "--appendonly", "yes", "--appendfsync", "always")
-	} else {
-		s.args = append(s.args, "--appendonly", "no")
-	}
-	s.args = append([]string{bin}, s.args...)
-	s.start()
-	t.Cleanup(s.Kill)
-	return s
+	bin := binary(t, "redis-server")
+	port, dir := freePort(t), t.TempDir()
+	return startServer(t, port, dir, "", append([]string{bin}, baseArgs(port, dir, persistent)...))
 }
 
 // SharedURL is REDIS_URL if set, or the URL of a throwaway server of t's.
@@ -71,6 +98,12 @@ func SharedURL(t testing.TB) string {
 
 // URL is the server's redis:// URL, database 0.
 func (s *Server) URL() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", s.port) }
+
+// Addr is the server's host:port.
+func (s *Server) Addr() string { return fmt.Sprintf("127.0.0.1:%d", s.port) }
+
+// running says whether the server has been started and not killed since.
+func (s *Server) running() bool { return s.cmd != nil }
 
 // Kill stops the server at once (SIGKILL): only what it had written to its
 // append-only file survives.
@@ -98,13 +131,14 @@ func (s *Server) start() {
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatal(err)
 	}
-	c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", s.port)})
+	c := redis.NewClient(&redis.Options{Addr: s.Addr(), Password: s.password, MaxRetries: -1})
 	defer c.Close()
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		if c.Ping(context.Background()).Err() == nil {
 			return
 		}
 		if time.Now().After(deadline) {
+			s.Kill()
 			s.t.Fatalf("redis-server did not start: %s", out.String())
 		}
 		time.Sleep(20 * time.Millisecond)
