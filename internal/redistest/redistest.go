@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -87,6 +88,24 @@ func Start(t testing.TB, persistent bool) *Server {
 	return startServer(t, port, dir, "", append([]string{bin}, baseArgs(port, dir, persistent)...))
 }
 
+// StartReplica runs a persistent redis-server that replicates master, and
+// waits until it is in sync.
+func StartReplica(t testing.TB, master *Server) *Server {
+	t.Helper()
+	bin := binary(t, "redis-server")
+	port, dir := freePort(t), t.TempDir()
+	args := append([]string{bin}, baseArgs(port, dir, true)...)
+	args = append(args, "--replicaof", "127.0.0.1", strconv.Itoa(master.port))
+	if master.password != "" {
+		args = append(args, "--masterauth", master.password)
+	}
+	r := startServer(t, port, dir, "", args)
+	waitFor(t, "the replica to sync", func(ctx context.Context) error {
+		return replicated(ctx, redis.NewClient(&redis.Options{Addr: master.Addr(), Password: master.password, MaxRetries: -1}))
+	})
+	return r
+}
+
 // SharedURL is REDIS_URL if set, or the URL of a throwaway server of t's.
 func SharedURL(t testing.TB) string {
 	t.Helper()
@@ -112,6 +131,23 @@ func (s *Server) Kill() {
 		s.cmd.Process.Kill()
 		s.cmd.Wait()
 		s.cmd = nil
+	}
+}
+
+// Pause stops the server without ending it (SIGSTOP): it keeps its
+// connections but answers nothing, and, as a replica, confirms nothing,
+// until Resume.
+func (s *Server) Pause() {
+	s.t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// Resume continues a paused server (SIGCONT).
+func (s *Server) Resume() {
+	if s.cmd != nil && s.cmd.Process != nil {
+		s.cmd.Process.Signal(syscall.SIGCONT)
 	}
 }
 

@@ -50,7 +50,8 @@ func expiresMS(t time.Time) int64 {
 // of ids scored by their end, trimmed of ended ids on every write and
 // expiring with the last of them. ARGV[1] is always now (ms).
 
-// createScript: KEYS session, index, all (or "" when no global cap).
+// createScript: KEYS session, index, all (absent when no global cap: runWrite
+// leaves out "" keys).
 // ARGV now, id, created, timeout, payload, maxPerOwner, maxLive, allMember,
 // exp.
 var createScript = goredis.NewScript(`
@@ -101,7 +102,7 @@ end
 if ARGV[3] == 'delete' then
 	redis.call('DEL', KEYS[1])
 	redis.call('ZREM', KEYS[2], ARGV[2])
-	if KEYS[3] ~= '' then redis.call('ZREM', KEYS[3], ARGV[7]) end
+	if (KEYS[3] or '') ~= '' then redis.call('ZREM', KEYS[3], ARGV[7]) end
 	return {'ok'}
 end
 local expires = ending(now)
@@ -111,7 +112,7 @@ redis.call('HSET', KEYS[1], 'last', ARGV[1])
 redis.call('PEXPIREAT', KEYS[1], expires)
 redis.call('ZADD', KEYS[2], expires, ARGV[2])
 if redis.call('PTTL', KEYS[2]) < expires - now then redis.call('PEXPIREAT', KEYS[2], expires) end
-if KEYS[3] ~= '' then
+if (KEYS[3] or '') ~= '' then
 	redis.call('ZADD', KEYS[3], expires, ARGV[7])
 	if redis.call('PTTL', KEYS[3]) < expires - now then redis.call('PEXPIREAT', KEYS[3], expires) end
 end
@@ -136,7 +137,7 @@ for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
 		end
 		redis.call('DEL', key)
 		redis.call('ZREM', KEYS[1], id)
-		if KEYS[2] ~= '' then redis.call('ZREM', KEYS[2], key) end
+		if (KEYS[2] or '') ~= '' then redis.call('ZREM', KEYS[2], key) end
 	end
 end
 return n
@@ -167,7 +168,7 @@ func (s *Store) Create(ctx context.Context, owner store.Owner, sess store.Sessio
 	if payload == nil {
 		payload = []byte(`{}`)
 	}
-	res, err := createScript.Run(ctx, s.client, []string{prefix + sess.ID, index, all},
+	res, err := s.runWrite(ctx, createScript, []string{prefix + sess.ID, index, all},
 		ms(now), sess.ID, ms(sess.Created), int64(sess.Timeout/time.Second), []byte(payload),
 		maxPerOwner, s.MaxLiveSessions, allMember, expiresMS(sess.Expires)).Text()
 	if err != nil {
@@ -288,7 +289,7 @@ func (s *Store) write(ctx context.Context, owner store.Owner, id, mode string, p
 			args = append(args, "") // an If-Match that names nothing matches nothing
 		}
 	}
-	res, err := writeScript.Run(ctx, s.client, []string{prefix + id, index, all}, args...).Slice()
+	res, err := s.runWrite(ctx, writeScript, []string{prefix + id, index, all}, args...).Slice()
 	if err != nil {
 		return nil, unavailable(err)
 	}
@@ -325,7 +326,7 @@ func (s *Store) DeleteAll(ctx context.Context, owner store.Owner, except string,
 	if s.MaxLiveSessions > 0 {
 		all = s.allKey()
 	}
-	n, err := deleteAllScript.Run(ctx, s.client, []string{index, all}, ms(now), prefix, except).Int()
+	n, err := s.runWrite(ctx, deleteAllScript, []string{index, all}, ms(now), prefix, except).Int()
 	if err != nil {
 		return 0, unavailable(err)
 	}
