@@ -165,7 +165,7 @@ func (s *Store) connect() error {
 			// at random, skipping nodes that fail.
 			ReadOnly: conn.ReplicaReads, RouteRandomly: conn.ReplicaReads,
 		}
-		newClient = func() goredis.UniversalClient { return goredis.NewClusterClient(opts) }
+		newClient = func() goredis.UniversalClient { return reloading(goredis.NewClusterClient(opts)) }
 	case "sentinel":
 		opts := &goredis.FailoverOptions{
 			MasterName: conn.MasterName, SentinelAddrs: conn.Addrs,
@@ -181,7 +181,7 @@ func (s *Store) connect() error {
 			// only from replicas; RouteRandomly keeps the master in
 			// the rotation, as with cluster.
 			opts.RouteRandomly = true
-			newClient = func() goredis.UniversalClient { return goredis.NewFailoverClusterClient(opts) }
+			newClient = func() goredis.UniversalClient { return reloading(goredis.NewFailoverClusterClient(opts)) }
 		} else {
 			newClient = func() goredis.UniversalClient {
 				c := goredis.NewFailoverClient(opts)
@@ -425,6 +425,35 @@ func (s *Store) classify(cmd *goredis.Cmd, cluster *goredis.ClusterClient) {
 		return
 	}
 	cmd.SetErr(fmt.Errorf("%w: %w", store.ErrOutcomeUnknown, err))
+}
+
+// reloading has c reload its slots whenever a command fails. Otherwise,
+// after a failover, a cluster client that only reads keeps asking the
+// dead master (it reloads on MOVED, which a dead node never answers, and
+// every minute). Writes do not go through c's hooks; classify reloads for
+// them.
+func reloading(c *goredis.ClusterClient) *goredis.ClusterClient {
+	c.AddHook(reloadOnFailure{c})
+	return c
+}
+
+type reloadOnFailure struct{ c *goredis.ClusterClient }
+
+func (h reloadOnFailure) failed(ctx context.Context, err error) error {
+	if err != nil && !errors.Is(err, goredis.Nil) {
+		h.c.ReloadState(ctx)
+	}
+	return err
+}
+
+func (reloadOnFailure) DialHook(next goredis.DialHook) goredis.DialHook { return next }
+
+func (h reloadOnFailure) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
+	return func(ctx context.Context, cmd goredis.Cmder) error { return h.failed(ctx, next(ctx, cmd)) }
+}
+
+func (h reloadOnFailure) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []goredis.Cmder) error { return h.failed(ctx, next(ctx, cmds)) }
 }
 
 // dialError is a failure to connect, so nothing was sent.
