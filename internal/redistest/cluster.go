@@ -246,21 +246,60 @@ func (c *Cluster) WaitReplicated() {
 	})
 }
 
-// replicated says whether the master cl talks to has an online replica,
-// and closes cl.
+// replicated says whether the master cl talks to has an online replica
+// that has confirmed at least all the master had sent when asked (so WAIT
+// counts it promptly), and closes cl. Replicas confirm on their own once a
+// second: it may take that long.
 func replicated(ctx context.Context, cl *redis.Client) error {
 	defer cl.Close()
-	info, err := cl.Info(ctx, "replication").Result()
+	fields, err := replicationInfo(ctx, cl)
 	if err != nil {
 		return err
 	}
-	if !strings.Contains(info, "role:master\r\n") {
+	if fields["role"] != "master" {
 		return fmt.Errorf("not a master")
 	}
-	if !strings.Contains(info, ",state=online,") {
-		return fmt.Errorf("no online replica")
+	sent, _ := strconv.ParseInt(fields["master_repl_offset"], 10, 64)
+	for {
+		for i := 0; ; i++ {
+			replica, ok := fields["slave"+strconv.Itoa(i)]
+			if !ok {
+				break
+			}
+			var acked int64 = -1
+			for _, kv := range strings.Split(replica, ",") {
+				if v, ok := strings.CutPrefix(kv, "offset="); ok {
+					acked, _ = strconv.ParseInt(v, 10, 64)
+				}
+			}
+			if strings.Contains(replica, ",state=online,") && acked >= sent {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("no online replica has confirmed offset %d: %v", sent, fields)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if fields, err = replicationInfo(ctx, cl); err != nil {
+			return err
+		}
 	}
-	return nil
+}
+
+// replicationInfo is INFO replication as a map.
+func replicationInfo(ctx context.Context, cl *redis.Client) (map[string]string, error) {
+	info, err := cl.Info(ctx, "replication").Result()
+	if err != nil {
+		return nil, err
+	}
+	fields := map[string]string{}
+	for _, line := range strings.Split(info, "\r\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok {
+			fields[k] = v
+		}
+	}
+	return fields, nil
 }
 
 // waitFor retries check until it returns nil, or fails the test after

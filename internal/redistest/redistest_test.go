@@ -41,15 +41,19 @@ func TestCluster(t *testing.T) {
 		t.Fatalf("masters: %v", m)
 	}
 	ctx := context.Background()
-	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs(), Password: "pw"})
-	defer cc.Close()
-	if err := cc.Set(ctx, "{k}", "v", 0).Err(); err != nil {
-		t.Fatal(err)
-	}
-	if err := cc.Wait(ctx, 1, 5*time.Second).Err(); err != nil {
-		t.Fatal(err)
-	}
 	old := c.MasterFor("{k}")
+	// WAIT counts the replicas that have this connection's writes: SET
+	// and WAIT on one connection to the key's master.
+	m := redis.NewClient(&redis.Options{Addr: old, Password: "pw"})
+	defer m.Close()
+	conn := m.Conn()
+	defer conn.Close()
+	if err := conn.Set(ctx, "{k}", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := conn.Wait(ctx, 1, 5*time.Second).Result(); err != nil || n != 1 {
+		t.Fatalf("WAIT: %d %v", n, err)
+	}
 	c.Kill(old)
 	c.WaitOK()
 	if now := c.MasterFor("{k}"); now == old {

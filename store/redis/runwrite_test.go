@@ -28,7 +28,9 @@ import (
 func TestWaitReplicas(t *testing.T) {
 	master := redistest.Start(t, true)
 	replica := redistest.StartReplica(t, master)
-	st := provision(t, Store{URL: master.URL(), WaitReplicas: 1, WaitTimeout: caddy.Duration(200 * time.Millisecond)})
+	// Long enough for a busy machine; each write with the replica paused
+	// takes that long.
+	st := provision(t, Store{URL: master.URL(), WaitReplicas: 1, WaitTimeout: caddy.Duration(time.Second)})
 	ctx := context.Background()
 	o := store.Owner{App: "/wait", Subject: "w"}
 	now := time.Now().UTC().Truncate(time.Millisecond)
