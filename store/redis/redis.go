@@ -82,7 +82,9 @@ type Store struct {
 	KeyPrefix string `json:"key_prefix,omitempty"`
 
 	// The longest one store operation may take, connecting included; past
-	// it the request gets 503 and nothing was written. Default: 2s.
+	// it the request gets 503: store-unavailable if nothing was sent,
+	// store-outcome-unknown if a write was sent and may have been applied.
+	// A write with wait_replicas may take wait_timeout more. Default: 2s.
 	Timeout caddy.Duration `json:"timeout,omitempty"`
 
 	// If set, the most live sessions the store holds for all apps and

@@ -88,10 +88,10 @@ func (s *Store) connect() error {
 		return fmt.Errorf("store redis: give one of url, cluster and sentinel, not %s", strings.Join(set, " and "))
 	}
 	if s.WaitReplicas < 0 || s.WaitTimeout < 0 {
-		return fmt.Errorf("store redis wait_replicas: the number of replicas and the timeout must be positive")
+		return fmt.Errorf("store redis wait_replicas, wait_timeout: the number of replicas and the timeout must be positive")
 	}
 	if s.WaitTimeout > 0 && s.WaitReplicas == 0 {
-		return fmt.Errorf("store redis wait_replicas: a wait timeout needs a number of replicas to wait for")
+		return fmt.Errorf("store redis wait_timeout: needs wait_replicas, the number of replicas to wait for")
 	}
 	timeout := time.Duration(s.Timeout)
 	conn := connection{Timeout: timeout, ReplicaReads: s.ReplicaReads,

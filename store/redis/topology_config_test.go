@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -76,6 +77,25 @@ func TestTopologyCaddyfile(t *testing.T) {
 	}
 }
 
+// TestTopologyJSON: the JSON names of the settings.
+func TestTopologyJSON(t *testing.T) {
+	var c, s Store
+	if err := json.Unmarshal([]byte(`{"cluster": ["10.0.0.1:7000"], "username": "app", "password": "pw",
+		"replica_reads": true, "wait_replicas": 1, "wait_timeout": "250ms"}`), &c); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Cluster) != 1 || c.Username != "app" || c.Password != "pw" || !c.ReplicaReads || c.WaitReplicas != 1 || time.Duration(c.WaitTimeout) != 250*time.Millisecond {
+		t.Fatalf("cluster: %+v", c)
+	}
+	if err := json.Unmarshal([]byte(`{"sentinel": {"master_name": "mymaster", "addrs": ["10.0.0.1:26379"],
+		"sentinel_username": "watcher", "sentinel_password": "spw"}, "password": "pw"}`), &s); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.Sentinel; n == nil || n.MasterName != "mymaster" || len(n.Addrs) != 1 || n.Username != "watcher" || n.Password != "spw" || s.Password != "pw" {
+		t.Fatalf("sentinel: %+v %+v", s, s.Sentinel)
+	}
+}
+
 // TestTopologyProvisionErrors: a topology that cannot work fails at load,
 // naming the setting, never showing a password.
 func TestTopologyProvisionErrors(t *testing.T) {
@@ -104,7 +124,7 @@ func TestTopologyProvisionErrors(t *testing.T) {
 		{Store{Sentinel: sentinel("m", "a:1", secret)}, "store redis sentinel: sentinel address 2 is not host:port"},
 		{Store{Cluster: []string{"a:1"}, WaitReplicas: -1}, "store redis wait_replicas"},
 		{Store{Cluster: []string{"a:1"}, WaitReplicas: 1, WaitTimeout: -1}, "store redis wait_replicas"},
-		{Store{Cluster: []string{"a:1"}, WaitTimeout: caddy.Duration(time.Second)}, "store redis wait_replicas: a wait timeout needs"},
+		{Store{Cluster: []string{"a:1"}, WaitTimeout: caddy.Duration(time.Second)}, "store redis wait_timeout: needs wait_replicas"},
 	} {
 		err := tt.s.Provision(newTestContext(t))
 		if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), secret) {
