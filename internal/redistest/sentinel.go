@@ -161,6 +161,12 @@ func (s *Sentinel) server(addr string) *Server {
 	return nil
 }
 
+// Kill stops the data node at addr at once (SIGKILL).
+func (s *Sentinel) Kill(addr string) {
+	s.t.Helper()
+	s.server(addr).Kill()
+}
+
 // KillMaster stops the current master at once (SIGKILL) and returns its
 // address.
 func (s *Sentinel) KillMaster() string {

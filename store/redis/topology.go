@@ -181,6 +181,12 @@ func (s *Store) connect() error {
 			// only from replicas; RouteRandomly keeps the master in
 			// the rotation, as with cluster.
 			opts.RouteRandomly = true
+			// Here MaxRetries is the cluster client's MaxRedirects
+			// (its node clients keep none): a read that fails on a
+			// replica is tried again, then on another node, the
+			// failed one set aside, as with cluster. Writes do not go
+			// through that loop (runWrite).
+			opts.MaxRetries = 3
 			newClient = func() goredis.UniversalClient { return reloading(goredis.NewFailoverClusterClient(opts)) }
 		} else {
 			newClient = func() goredis.UniversalClient {

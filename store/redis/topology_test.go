@@ -83,6 +83,25 @@ func TestCluster(t *testing.T) {
 		cfg.Password = "wrong-" + testPassword
 		testWrongPassword(t, cfg, cfg.Password)
 	})
+	t.Run("replica down", func(t *testing.T) {
+		var replica string
+		testReplicaDown(t, base, func() {
+			// The replica of a master other than the one the failover
+			// test kills next does not matter: any replica will do.
+			masters := c.Masters()
+			for _, a := range c.Addrs() {
+				if !contains(masters, a) {
+					replica = a
+					break
+				}
+			}
+			c.Kill(replica)
+		}, func() {
+			c.Restart(replica)
+			c.WaitOK()
+			c.WaitReplicated()
+		})
+	})
 	t.Run("failover", func(t *testing.T) {
 		testFailover(t, base, func(key string) string {
 			m := c.MasterFor(key)
@@ -122,6 +141,14 @@ func TestSentinel(t *testing.T) {
 			}
 		}
 		testReplicaReads(t, base, []string{master}, replicas)
+	})
+	t.Run("replica down", func(t *testing.T) {
+		master := s.Master()
+		replica := s.DataAddrs()[0]
+		if replica == master {
+			replica = s.DataAddrs()[1]
+		}
+		testReplicaDown(t, base, func() { s.Kill(replica) }, func() { s.Rejoin(replica) })
 	})
 	t.Run("wrong sentinel password", func(t *testing.T) {
 		cfg := base
@@ -257,6 +284,38 @@ func testReplicaReads(t *testing.T, cfg Store, masters, replicas []string) {
 	if r != 0 || m != 40 {
 		t.Fatalf("replica_reads off: %d reads on masters, %d on replicas; want all on masters", m, r)
 	}
+}
+
+// testReplicaDown: with replica_reads, reads keep working when a replica
+// dies (they go to the master instead), before anything tells the client
+// it is gone; writes are not affected.
+func testReplicaDown(t *testing.T, cfg Store, kill, restart func()) {
+	cfg.ReplicaReads = true
+	st := provision(t, cfg)
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	var owners []store.Owner
+	var ids []string
+	for i := range 10 {
+		o := store.Owner{App: "/down", Subject: fmt.Sprint("reader-", i)}
+		s, err := st.Create(ctx, o, store.Session{ID: store.NewID(), Created: now, LastActive: now, Timeout: time.Hour}, 10, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		owners, ids = append(owners, o), append(ids, s.ID)
+	}
+	// Every read before the kill finds its session (the replicas had
+	// a second to catch up), so that each one after it counts.
+	time.Sleep(time.Second)
+	kill()
+	for round := range 3 {
+		for i, o := range owners {
+			if _, err := st.Get(ctx, o, ids[i], now); err != nil {
+				t.Fatalf("round %d, read %d with a replica down: %v", round, i, err)
+			}
+		}
+	}
+	restart()
 }
 
 // testWrongPassword: a store with a wrong password fails, and its errors
