@@ -174,6 +174,32 @@ func (c *Cluster) MasterFor(key string) string {
 	return ""
 }
 
+// ReplicasOf are the addresses of the replicas of the master at addr.
+// (CLUSTER SLOTS would leave out those that have not replicated anything
+// yet.)
+func (c *Cluster) ReplicasOf(master string) []string {
+	c.t.Helper()
+	ctx := context.Background()
+	cl := c.client(master)
+	defer cl.Close()
+	id, err := cl.Do(ctx, "CLUSTER", "MYID").Text()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	lines, err := cl.Do(ctx, "CLUSTER", "REPLICAS", id).StringSlice()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	var replicas []string
+	for _, line := range lines {
+		// <id> <ip:port@cport> <flags> <master> ...
+		if f := strings.Fields(line); len(f) > 1 {
+			replicas = append(replicas, strings.SplitN(f[1], "@", 2)[0])
+		}
+	}
+	return replicas
+}
+
 // Kill stops the node at addr at once (SIGKILL).
 func (c *Cluster) Kill(addr string) {
 	c.t.Helper()
