@@ -27,7 +27,8 @@ type ClusterConfig struct {
 
 // Cluster is a Redis Cluster of six redis-server processes on free loopback
 // ports, three masters with one replica each, made by redis-cli --cluster
-// create. Every node writes each command to its append-only file before
+// create; each master holds a key "redistest:{<n>}", so that CLUSTER SLOTS
+// lists its replica. Every node writes each command to its append-only file before
 // answering, so a killed node loses nothing acknowledged. A node is
 // considered failed after one second (cluster-node-timeout 1000), and then
 // its replica takes over. Everything is killed when the test ends.
@@ -75,8 +76,51 @@ func StartClusterWith(t testing.TB, cfg ClusterConfig) *Cluster {
 		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
 	c.WaitOK()
+	c.seed()
 	c.WaitReplicated()
+	// CLUSTER SLOTS leaves out a replica until it has replicated
+	// something (seed): a client loading the slots now knows them all.
+	c.waitFor("CLUSTER SLOTS to list a replica for every master", func(ctx context.Context) error {
+		for _, n := range c.nodes {
+			slots, err := c.slotMasters(ctx, n.Addr())
+			if err != nil {
+				return err
+			}
+			for _, s := range slots {
+				if len(s.Nodes) < 2 {
+					return fmt.Errorf("%s lists no replica for slots %d-%d", n.Addr(), s.Start, s.End)
+				}
+			}
+		}
+		return nil
+	})
 	return c
+}
+
+// seed writes a key to every master, so that each has replicated
+// something.
+func (c *Cluster) seed() {
+	c.t.Helper()
+	ctx := context.Background()
+	masters := c.Masters()
+	seeded := map[string]bool{}
+	for i := 0; len(seeded) < len(masters); i++ {
+		if i > 1000 {
+			c.t.Fatalf("no key found for every master: %v", seeded)
+		}
+		key := fmt.Sprintf("redistest:{%d}", i)
+		m := c.MasterFor(key)
+		if seeded[m] {
+			continue
+		}
+		cl := c.client(m)
+		err := cl.Set(ctx, key, "seed", 0).Err()
+		cl.Close()
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		seeded[m] = true
+	}
 }
 
 // Addrs are the host:port of all six nodes, killed ones included.

@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -26,6 +28,7 @@ type Server struct {
 	port     int
 	dir      string
 	cmd      *exec.Cmd
+	exited   chan struct{} // closed when cmd has ended
 	args     []string
 	password string // what start's PING authenticates with; "" for none
 }
@@ -43,15 +46,33 @@ func binary(t testing.TB, name string) string {
 	return bin
 }
 
-// freePort is a loopback port nothing listens on now.
+// handedOut are the ports freePort has returned in this process.
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
+// freePort is a loopback port nothing listens on now, and that it has not
+// returned before in this process (a port just closed may come back at
+// once, and two servers asked for together would then collide).
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if !handedOut.ports[port] {
+			handedOut.ports[port] = true
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no new free port")
+	return 0
 }
 
 // baseArgs are the arguments every data node of the tests starts with:
@@ -121,15 +142,26 @@ func (s *Server) URL() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", s.p
 // Addr is the server's host:port.
 func (s *Server) Addr() string { return fmt.Sprintf("127.0.0.1:%d", s.port) }
 
-// running says whether the server has been started and not killed since.
-func (s *Server) running() bool { return s.cmd != nil }
+// running says whether the server has been started and has not ended
+// since.
+func (s *Server) running() bool {
+	if s.cmd == nil {
+		return false
+	}
+	select {
+	case <-s.exited:
+		return false
+	default:
+		return true
+	}
+}
 
 // Kill stops the server at once (SIGKILL): only what it had written to its
 // append-only file survives.
 func (s *Server) Kill() {
-	if s.cmd != nil && s.cmd.Process != nil {
+	if s.cmd != nil {
 		s.cmd.Process.Kill()
-		s.cmd.Wait()
+		<-s.exited
 		s.cmd = nil
 	}
 }
@@ -168,15 +200,29 @@ func (s *Server) start() {
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatal(err)
 	}
+	exited := make(chan struct{})
+	s.exited = exited
+	go func(cmd *exec.Cmd) {
+		cmd.Wait()
+		close(exited)
+	}(s.cmd)
 	c := redis.NewClient(&redis.Options{Addr: s.Addr(), Password: s.password, MaxRetries: -1})
 	defer c.Close()
 	for deadline := time.Now().Add(10 * time.Second); ; {
-		if c.Ping(context.Background()).Err() == nil {
+		select {
+		case <-exited:
+			s.cmd = nil
+			s.t.Fatalf("redis-server %s ended at once: %s", s.Addr(), out.String())
+		default:
+		}
+		// Answered by this server, not another on the port.
+		info, err := c.Info(context.Background(), "server").Result()
+		if err == nil && strings.Contains(info, fmt.Sprintf("\r\nprocess_id:%d\r\n", s.cmd.Process.Pid)) {
 			return
 		}
 		if time.Now().After(deadline) {
 			s.Kill()
-			s.t.Fatalf("redis-server did not start: %s", out.String())
+			s.t.Fatalf("redis-server %s did not start: %s", s.Addr(), out.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -76,7 +76,7 @@ func TestCluster(t *testing.T) {
 				replicas = append(replicas, a)
 			}
 		}
-		testReplicaReads(t, base, masters, replicas)
+		testReplicaReads(t, base, masters, replicas, func(key string) string { return c.ReplicasOf(c.MasterFor(key))[0] })
 	})
 	t.Run("wrong password", func(t *testing.T) {
 		cfg := base
@@ -128,7 +128,7 @@ func TestSentinel(t *testing.T) {
 				replicas = append(replicas, a)
 			}
 		}
-		testReplicaReads(t, base, []string{master}, replicas)
+		testReplicaReads(t, base, []string{master}, replicas, func(string) string { return replicas[0] })
 	})
 	t.Run("replica down", func(t *testing.T) {
 		testReplicaDown(t, base, func(string) string {
@@ -232,7 +232,7 @@ func resetStats(t *testing.T, addrs []string) {
 // testReplicaReads: with replica_reads, reads go to the master and its
 // replicas, and with wait_replicas 1 every one of them sees the write just
 // acknowledged; without it, replicas get none.
-func testReplicaReads(t *testing.T, cfg Store, masters, replicas []string) {
+func testReplicaReads(t *testing.T, cfg Store, masters, replicas []string, replicaFor func(key string) string) {
 	ctx := context.Background()
 	all := append(append([]string(nil), masters...), replicas...)
 	reads := func(st *Store) (onMasters, onReplicas int) {
@@ -243,6 +243,8 @@ func testReplicaReads(t *testing.T, cfg Store, masters, replicas []string) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		_, index := st.ownerKeys(o)
+		knowReplicas(t, st, replicaFor(index))
 		resetStats(t, all)
 		for i := range 40 {
 			got, err := st.Get(ctx, o, s.ID, now)
@@ -290,16 +292,12 @@ func testReplicaDown(t *testing.T, cfg Store, replicaFor func(key string) string
 	_, index := st.ownerKeys(o)
 	replica := replicaFor(index)
 	// Reads reach that replica before it dies, or the test proves
-	// nothing. (A cluster client learns only of replicas that had
-	// replicated something when it loaded the slots: reload them.)
+	// nothing.
+	knowReplicas(t, st, replica)
 	resetStats(t, []string{replica})
 	for deadline := time.Now().Add(10 * time.Second); commandCalls(t, replica, "hmget") == 0; {
 		if time.Now().After(deadline) {
 			t.Fatalf("no read reached the replica %s", replica)
-		}
-		if cc, ok := st.client.(*goredis.ClusterClient); ok {
-			cc.ReloadState(ctx)
-			time.Sleep(50 * time.Millisecond)
 		}
 		for range 10 {
 			if _, err := st.Get(ctx, o, s.ID, now); err != nil {
@@ -316,6 +314,41 @@ func testReplicaDown(t *testing.T, cfg Store, replicaFor func(key string) string
 		}
 	}
 	restart(replica)
+}
+
+// knowReplicas waits until the client of st, if a cluster client, knows
+// the replicas at addrs: one loads only those that had replicated
+// something when it loaded the slots (CLUSTER SLOTS leaves the others
+// out), and reloads them only every minute or after a failure.
+func knowReplicas(t *testing.T, st *Store, addrs ...string) {
+	t.Helper()
+	cc, ok := st.client.(*goredis.ClusterClient)
+	if !ok || len(st.Cluster) == 0 {
+		return // sentinel: the sentinels list every replica
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var mu sync.Mutex
+		known := map[string]bool{}
+		// ForEachSlave reloads the slots first.
+		err := cc.ForEachSlave(context.Background(), func(_ context.Context, c *goredis.Client) error {
+			mu.Lock()
+			known[c.Options().Addr] = true
+			mu.Unlock()
+			return nil
+		})
+		missing := 0
+		for _, a := range addrs {
+			if !known[a] {
+				missing++
+			}
+		}
+		if err == nil && missing == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the cluster client knows %v, not all of %v: %v", known, addrs, err)
+		}
+	}
 }
 
 // testWrongPassword: a store with a wrong password fails, and its errors
