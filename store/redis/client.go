@@ -15,11 +15,10 @@ import (
 var closeQuiet = time.Minute
 
 // redisClient is a client shared by the configs that name the same
-// connection settings (a caddy.UsagePool value), with the count of what it
-// has written (wireCounter) and of the operations running on it.
+// connection settings (a caddy.UsagePool value), with the count of the
+// operations running on it.
 type redisClient struct {
 	goredis.UniversalClient
-	wire *wireCounter
 
 	mu       sync.Mutex
 	inflight int
@@ -27,8 +26,8 @@ type redisClient struct {
 	closing  bool
 }
 
-func newRedisClient(c goredis.UniversalClient, wire *wireCounter) *redisClient {
-	return &redisClient{UniversalClient: c, wire: wire}
+func newRedisClient(c goredis.UniversalClient) *redisClient {
+	return &redisClient{UniversalClient: c}
 }
 
 // hold marks an operation running until release is called.

@@ -1,11 +1,12 @@
 // Package redis is the session store in Redis, the Caddy module
 // http.ownid_sessions.stores.redis, so that several Caddy instances share
-// their sessions. Every write is one Lua script, atomic on the server.
+// their sessions. Every write is one Lua script, atomic on the server. It
+// runs on one server, on Redis Cluster or on a master watched by Redis
+// Sentinel (topology.go).
 package redis
 
 import (
 	"fmt"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -36,20 +37,59 @@ const (
 // index change together or not at all. It answers exactly as the memory
 // store does.
 type Store struct {
-	// redis://[user:pass@]host:port/db, or rediss:// for TLS. Placeholders
-	// such as {env.REDIS_PASSWORD} are replaced when the config loads.
+	// redis://[user:pass@]host:port/db, or rediss:// for TLS: one Redis
+	// server. Exactly one of url, cluster and sentinel is set.
+	// Placeholders such as {env.REDIS_PASSWORD} are replaced when the
+	// config loads, here and in every address, name and password below.
 	URL string `json:"url,omitempty"`
+
+	// The host:port of one or more nodes of a Redis Cluster (the others
+	// are found from them). An account's keys share one hash slot, so
+	// every operation is on one node. Not with max_live_sessions.
+	Cluster []string `json:"cluster,omitempty"`
+
+	// A master watched by Redis Sentinel: the store asks the sentinels
+	// where the master is and follows them when they promote a replica.
+	Sentinel *Sentinel `json:"sentinel,omitempty"`
+
+	// The user and password of the data nodes with cluster or sentinel
+	// (with url they are part of the URL). Default: none.
+	Username string `json:"username,omitempty"`
+	Password string `json:"password,omitempty"`
+
+	// With cluster or sentinel: reads (a session, a list) go to the
+	// master or one of its replicas at random, writes to the master. A
+	// replica may lag: a read may miss the latest writes, unless every
+	// replica confirms each write (wait_replicas). Default: false, every
+	// command goes to the master.
+	ReplicaReads bool `json:"replica_reads,omitempty"`
+
+	// If set, every write (create, update, delete, delete all) is
+	// confirmed by this many replicas of its master (Redis WAIT on the
+	// connection that wrote) before it succeeds. If fewer confirm it
+	// within wait_timeout, the request gets 503 store-outcome-unknown:
+	// the master has the write, which a failover may still lose. With
+	// as many as there are replicas, no acknowledged write is lost when
+	// a replica takes over, and replica reads see every acknowledged
+	// write. Default: 0, writes are not waited for.
+	WaitReplicas int `json:"wait_replicas,omitempty"`
+
+	// How long a write waits for wait_replicas, on top of timeout.
+	// Default: timeout.
+	WaitTimeout caddy.Duration `json:"wait_timeout,omitempty"`
 
 	// Prefix of every key the store writes. Default: "ownid_sessions:".
 	KeyPrefix string `json:"key_prefix,omitempty"`
 
 	// The longest one store operation may take, connecting included; past
-	// it the request gets 503 and nothing was written. Default: 2s.
+	// it the request gets 503: store-unavailable if nothing was sent,
+	// store-outcome-unknown if a write was sent and may have been applied.
+	// A write with wait_replicas may take wait_timeout more. Default: 2s.
 	Timeout caddy.Duration `json:"timeout,omitempty"`
 
 	// If set, the most live sessions the store holds for all apps and
 	// accounts; beyond it creates get 503. It keeps one more sorted set of
-	// all sessions, so leave it unset with Redis Cluster (its keys would
+	// all sessions, so it cannot be used with cluster (its keys would
 	// span slots). Default: unset (Redis's maxmemory is the bound).
 	MaxLiveSessions int `json:"max_live_sessions,omitempty"`
 
@@ -61,7 +101,6 @@ type Store struct {
 	AllowEviction bool `json:"allow_eviction,omitempty"`
 
 	client  goredis.UniversalClient
-	wire    *wireCounter
 	pooled  *redisClient
 	poolKey string
 }
@@ -74,9 +113,9 @@ func (Store) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision parses the URL and takes the shared client. It does not wait
-// for Redis: a Redis that is down makes requests answer 503 until it is
-// back, not Caddy fail to start.
+// Provision checks the topology and takes the shared client. It does not
+// wait for Redis: a Redis that is down makes requests answer 503 until it
+// is back, not Caddy fail to start.
 func (s *Store) Provision(ctx caddy.Context) error {
 	if s.KeyPrefix == "" {
 		s.KeyPrefix = defaultKeyPrefix
@@ -87,34 +126,9 @@ func (s *Store) Provision(ctx caddy.Context) error {
 	if s.Timeout < 0 || s.MaxLiveSessions < 0 {
 		return fmt.Errorf("store redis: timeout and max_live_sessions must be positive")
 	}
-	raw := caddy.NewReplacer().ReplaceKnown(s.URL, "")
-	if raw == "" {
-		return fmt.Errorf("store redis: a URL is required (redis://host:port/db)")
-	}
-	opts, err := goredis.ParseURL(raw)
-	if err != nil {
-		// The URL may hold a password: say what is wrong, not the URL.
-		return fmt.Errorf("store redis: the URL cannot be parsed: %v", redactError(err, raw))
-	}
-	timeout := time.Duration(s.Timeout)
-	opts.DialTimeout = timeout
-	opts.ReadTimeout = timeout
-	opts.WriteTimeout = timeout
-	opts.PoolTimeout = timeout
-	// Never send a write twice: a script retried after a timeout could be
-	// applied twice.
-	opts.MaxRetries = -1
-	wire := &wireCounter{}
-	opts.Dialer = wire.dialer(timeout, opts.TLSConfig)
-	s.poolKey = fmt.Sprintf("%s|%s", raw, timeout)
-	val, _, err := clients.LoadOrNew(s.poolKey, func() (caddy.Destructor, error) {
-		return newRedisClient(goredis.NewClient(opts), wire), nil
-	})
-	if err != nil {
+	if err := s.connect(); err != nil {
 		return err
 	}
-	s.pooled = val.(*redisClient)
-	s.client, s.wire = s.pooled.UniversalClient, s.pooled.wire
 	return s.ready(ctx, ctx.Logger())
 }
 
@@ -137,30 +151,29 @@ func (s *Store) Cleanup() error {
 }
 
 // Describe names the store for the admin endpoint by its server and key
-// prefix, "redis:<host:port> <prefix>", without the URL's credentials.
-func (s *Store) Describe() string {
-	if u, err := url.Parse(caddy.NewReplacer().ReplaceKnown(s.URL, "")); err == nil {
-		return "redis:" + u.Host + " " + s.KeyPrefix
-	}
-	return "redis"
-}
+// prefix, "redis:<host:port> <prefix>" ("redis-cluster:<first node>…
+// <prefix>", "redis-sentinel:<master name> <prefix>"), without
+// credentials.
+func (s *Store) Describe() string { return s.describe() }
 
 // UnmarshalCaddyfile sets up the store from Caddyfile tokens. Syntax:
 //
-//	store redis <url> {
+//	store redis <url> | cluster <addr...> | sentinel <master-name> <addr...> {
 //		key_prefix        <prefix>
 //		timeout           <duration>
 //		max_live_sessions <n>
+//		username          <user>
+//		password          <password>
+//		sentinel_username <user>
+//		sentinel_password <password>
+//		replica_reads     off|on
+//		wait_replicas     <n> [<timeout>]
 //		allow_eviction
 //	}
 func (s *Store) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the store type
-	if !d.NextArg() {
-		return d.Errf("store redis: a URL is required (redis://host:port/db)")
-	}
-	s.URL = d.Val()
-	if d.NextArg() {
-		return d.ArgErr()
+	if err := s.unmarshalTopology(d); err != nil {
+		return err
 	}
 	for d.NextBlock(0) {
 		sub := d.Val()
@@ -190,7 +203,9 @@ func (s *Store) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			s.MaxLiveSessions = n
 		default:
-			return d.Errf("store redis: unrecognized subdirective %q", sub)
+			if err := s.unmarshalTopologyOption(d, sub); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

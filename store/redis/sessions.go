@@ -212,13 +212,12 @@ func (s *Store) Create(ctx context.Context, owner store.Owner, sess store.Sessio
 	if s.AllowEviction {
 		repair = "1"
 	}
-	mark := s.wire.mark()
-	res, err := createScript.Run(ctx, s.client, s.keys(prefix+sess.ID, index, record),
+	res, err := s.runWrite(ctx, createScript, s.keys(prefix+sess.ID, index, record),
 		ms(now), sess.ID, ms(sess.Created), int64(sess.Timeout/time.Second), []byte(payload),
 		maxPerOwner, s.MaxLiveSessions, prefix+sess.ID, expiresMS(sess.Expires), tag,
 		fingerprint, ttl, repair, prefix).Slice()
 	if err != nil {
-		return store.Session{}, failure(err, s.wire.sent(mark))
+		return store.Session{}, failure(err)
 	}
 	switch res[0] {
 	case "ok":
@@ -279,7 +278,7 @@ func (s *Store) Get(ctx context.Context, owner store.Owner, id string, now time.
 	prefix, _ := s.ownerKeys(owner)
 	f, err := s.client.HMGet(ctx, prefix+id, sessionFields...).Result()
 	if err != nil {
-		return store.Session{}, failure(err, false)
+		return store.Session{}, failure(err)
 	}
 	sess, ok := readSession(id, f, now)
 	if !ok {
@@ -297,7 +296,7 @@ func (s *Store) List(ctx context.Context, owner store.Owner, now time.Time) ([]s
 		Key: index, ByScore: true, Start: "(" + strconv.FormatInt(ms(now), 10), Stop: "+inf",
 	}).Result()
 	if err != nil {
-		return nil, failure(err, false)
+		return nil, failure(err)
 	}
 	pipe := s.client.Pipeline()
 	cmds := make([]*goredis.SliceCmd, len(ids))
@@ -306,7 +305,7 @@ func (s *Store) List(ctx context.Context, owner store.Owner, now time.Time) ([]s
 	}
 	if len(ids) > 0 {
 		if _, err := pipe.Exec(ctx); err != nil {
-			return nil, failure(err, false)
+			return nil, failure(err)
 		}
 	}
 	out := make([]store.Session, 0, len(ids))
@@ -353,10 +352,9 @@ func (s *Store) write(ctx context.Context, owner store.Owner, id, mode string, p
 	if mode == "delete" {
 		script = deleteScript
 	}
-	mark := s.wire.mark()
-	res, err := script.Run(ctx, s.client, s.keys(prefix+id, index), args...).Slice()
+	res, err := s.runWrite(ctx, script, s.keys(prefix+id, index), args...).Slice()
 	if err != nil {
-		return nil, failure(err, s.wire.sent(mark))
+		return nil, failure(err)
 	}
 	switch res[0] {
 	case "ok":
@@ -387,10 +385,9 @@ func (s *Store) DeleteAll(ctx context.Context, owner store.Owner, except string,
 	ctx, cancel := s.op(ctx)
 	defer cancel()
 	prefix, index := s.ownerKeys(owner)
-	mark := s.wire.mark()
-	n, err := deleteAllScript.Run(ctx, s.client, s.keys(index), ms(now), prefix, except).Int()
+	n, err := s.runWrite(ctx, deleteAllScript, s.keys(index), ms(now), prefix, except).Int()
 	if err != nil {
-		return 0, failure(err, s.wire.sent(mark))
+		return 0, failure(err)
 	}
 	return n, nil
 }
