@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -63,7 +64,10 @@ func (s *Store) ready(ctx context.Context, logger *zap.Logger) error {
 func (s *Store) checkEviction(ctx context.Context, logger *zap.Logger) (reached bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(s.Timeout))
 	defer cancel()
-	var policies []string
+	var (
+		mu       sync.Mutex // ForEachMaster calls read concurrently
+		policies []string
+	)
 	read := func(ctx context.Context, c goredis.UniversalClient) error {
 		info, err := c.Info(ctx, "memory").Result()
 		if err != nil {
@@ -71,7 +75,9 @@ func (s *Store) checkEviction(ctx context.Context, logger *zap.Logger) (reached 
 		}
 		for line := range strings.SplitSeq(info, "\n") {
 			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "maxmemory_policy:"); ok {
+				mu.Lock()
 				policies = append(policies, v)
+				mu.Unlock()
 			}
 		}
 		return nil
