@@ -36,7 +36,7 @@ func (s *Store) ready(ctx context.Context, logger *zap.Logger) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(s.Timeout))
 	defer cancel()
 	load := func(ctx context.Context, c goredis.UniversalClient) error {
-		for _, script := range []*goredis.Script{createScript, updateScript, deleteScript, deleteAllScript} {
+		for _, script := range []*goredis.Script{createScript, updateScript, deleteScript, deleteAllScript, listScript} {
 			if err := script.Load(ctx, c).Err(); err != nil {
 				return err
 			}

@@ -152,6 +152,20 @@ end
 return {'ok', redis.call('HGET', KEYS[1], 'created'), tostring(rev), f[2], redis.call('HGET', KEYS[1], 'payload'), tostring(exp), ARGV[8]}
 `
 
+// listScript: an owner's live sessions. KEYS index. ARGV now, the owner's
+// session key prefix. It answers, for each id the index holds as live, the
+// id and the session's fields (sessionFields; nil for a session whose key
+// is gone).
+var listScript = goredis.NewScript(`#!lua flags=no-writes
+local out = {}
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], '(' .. ARGV[1], '+inf', 'BYSCORE')) do
+	out[#out + 1] = id
+	local f = redis.call('HMGET', ARGV[2] .. id, 'created', 'last', 'timeout', 'payload', 'rev', 'exp', 'tag')
+	for i = 1, 7 do out[#out + 1] = f[i] end
+end
+return out
+`)
+
 // deleteAllScript: every session of one owner but one. KEYS index[, all].
 // ARGV now, the owner's session key prefix, the id kept ("" for none).
 // It returns how many live sessions it removed.
@@ -292,29 +306,21 @@ func (s *Store) List(ctx context.Context, owner store.Owner, now time.Time) ([]s
 	ctx, cancel := s.op(ctx)
 	defer cancel()
 	prefix, index := s.ownerKeys(owner)
-	ids, err := s.client.ZRangeArgs(ctx, goredis.ZRangeArgs{
-		Key: index, ByScore: true, Start: "(" + strconv.FormatInt(ms(now), 10), Stop: "+inf",
-	}).Result()
+	// One round trip, read-only (EVALSHA_RO: replicas may answer it with
+	// replica_reads).
+	flat, err := listScript.RunRO(ctx, s.client, []string{index}, ms(now), prefix).Slice()
 	if err != nil {
 		return nil, failure(err)
 	}
-	pipe := s.client.Pipeline()
-	cmds := make([]*goredis.SliceCmd, len(ids))
-	for i, id := range ids {
-		cmds[i] = pipe.HMGet(ctx, prefix+id, sessionFields...)
-	}
-	if len(ids) > 0 {
-		if _, err := pipe.Exec(ctx); err != nil {
-			return nil, failure(err)
-		}
-	}
-	out := make([]store.Session, 0, len(ids))
+	per := 1 + len(sessionFields)
+	out := make([]store.Session, 0, len(flat)/per)
 	var evicted []any
-	for i, id := range ids {
-		f := cmds[i].Val()
+	for i := 0; i+per <= len(flat); i += per {
+		id, _ := flat[i].(string)
+		f := flat[i+1 : i+per]
 		if sess, ok := readSession(id, f, now); ok {
 			out = append(out, sess)
-		} else if len(f) > 0 && f[0] == nil {
+		} else if f[0] == nil {
 			evicted = append(evicted, id)
 		}
 	}
