@@ -6,15 +6,26 @@
 #
 #   bench/load.sh [path-to-caddy]     (make bench builds ./bin/caddy first)
 #
-# Environment: ROUNDS (3), DURATION (5s), CONNECTIONS (16), THREADS (1).
+# Environment: ROUNDS (3), DURATION (5s), CONNECTIONS ("16 64": each count
+# is a run of its own), THREADS (1). With two cores or more, Caddy runs on
+# the first half of the cores and wrk and Redis on the rest (taskset), so
+# the load generator does not take Caddy's CPU and the figures repeat.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CADDY=${1:-./bin/caddy}
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5s}
-CONNECTIONS=${CONNECTIONS:-16}
+CONNECTIONS=${CONNECTIONS:-16 64}
 THREADS=${THREADS:-1}
+
+cores=$(nproc)
+pin_caddy=() pin_load=()
+if [ "$cores" -ge 2 ] && command -v taskset >/dev/null; then
+	half=$((cores / 2))
+	pin_caddy=(taskset -c "0-$((half - 1))")
+	pin_load=(taskset -c "$half-$((cores - 1))")
+fi
 
 for tool in wrk redis-server; do
 	if ! command -v $tool >/dev/null; then
@@ -25,12 +36,12 @@ done
 
 work=$(mktemp -d)
 redis_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null || echo 16399)
-redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" --daemonize no >"$work/redis.log" 2>&1 &
+"${pin_load[@]}" redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" --daemonize no >"$work/redis.log" 2>&1 &
 redis_pid=$!
 export OWNID_BENCH_REDIS="redis://127.0.0.1:$redis_port/0"
 export OWNID_BENCH_SECRET=$(head -c 32 /dev/urandom | base64)
 export XDG_CONFIG_HOME=$work/config XDG_DATA_HOME=$work/data
-"$CADDY" run --config bench/Caddyfile --adapter caddyfile >"$work/caddy.log" 2>&1 &
+"${pin_caddy[@]}" "$CADDY" run --config bench/Caddyfile --adapter caddyfile >"$work/caddy.log" 2>&1 &
 caddy_pid=$!
 trap 'kill $caddy_pid $redis_pid 2>/dev/null; wait $caddy_pid $redis_pid 2>/dev/null; rm -rf "$work"' EXIT
 for _ in $(seq 50); do
@@ -56,10 +67,11 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer $token"
 LUA
 
-# run NAME URL: one wrk run; prints "req/s p50 p99" and keeps the req/s.
+# run NAME URL: one wrk run at $conns connections; prints "req/s p50 p99"
+# and keeps the req/s under NAME.
 run() {
 	local out rps p50 p99
-	out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$work/put.lua" "$2")
+	out=$("${pin_load[@]}" wrk -t"$THREADS" -c"$conns" -d"$DURATION" --latency -s "$work/put.lua" "$2")
 	rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
 	p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
 	p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
@@ -74,29 +86,47 @@ run() {
 
 median() { sort -n "$work/$1" | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-echo "ownid_sessions load benchmark: $ROUNDS rounds x $DURATION, $CONNECTIONS connections, $(nproc) cores"
+pinned="not pinned"
+[ ${#pin_caddy[@]} -gt 0 ] && pinned="Caddy on cores ${pin_caddy[2]}, wrk and Redis on ${pin_load[2]}"
+echo "ownid_sessions load benchmark: $ROUNDS rounds x $DURATION, connections $CONNECTIONS, $cores cores, $pinned"
+conns=16
 run warmup-respond http://127.0.0.1:9101/ >/dev/null
 run warmup-serve "http://127.0.0.1:9102/app/accounts/sessions/$sid" >/dev/null
-for round in $(seq "$ROUNDS"); do
-	echo "round $round"
-	run respond http://127.0.0.1:9101/app/accounts/sessions/"$sid"
-	run serve-put "http://127.0.0.1:9102/app/accounts/sessions/$sid"
-	run reverse_proxy http://127.0.0.1:9103/app/accounts/sessions/"$sid"
-	run forward-put "http://127.0.0.1:9104/app/accounts/sessions/$sid"
-	run serve-put-redis "http://127.0.0.1:9105/app/accounts/sessions/$rsid"
+
+for conns in $CONNECTIONS; do
+	for round in $(seq "$ROUNDS"); do
+		echo "$conns connections, round $round"
+		# Pairs back to back, the baseline first in odd rounds and second
+		# in even ones, so that drift does not favour either.
+		if [ $((round % 2)) -eq 1 ]; then
+			run "respond-$conns" "http://127.0.0.1:9101/app/accounts/sessions/$sid"
+			run "serve-put-$conns" "http://127.0.0.1:9102/app/accounts/sessions/$sid"
+			run "reverse_proxy-$conns" "http://127.0.0.1:9103/app/accounts/sessions/$sid"
+			run "forward-put-$conns" "http://127.0.0.1:9104/app/accounts/sessions/$sid"
+		else
+			run "serve-put-$conns" "http://127.0.0.1:9102/app/accounts/sessions/$sid"
+			run "respond-$conns" "http://127.0.0.1:9101/app/accounts/sessions/$sid"
+			run "forward-put-$conns" "http://127.0.0.1:9104/app/accounts/sessions/$sid"
+			run "reverse_proxy-$conns" "http://127.0.0.1:9103/app/accounts/sessions/$sid"
+		fi
+		run "serve-put-redis-$conns" "http://127.0.0.1:9105/app/accounts/sessions/$rsid"
+	done
 done
 
 # The ratio of each round's pair (run back to back) is steadier than the
 # ratio of medians when the machine's speed drifts; both are printed.
 echo
 echo "medians (req/s) and ratios (module / baseline)"
-for pair in "serve-put respond 0.80" "forward-put reverse_proxy 0.90" "serve-put-redis respond -"; do
-	read -r mod base goal <<<"$pair"
-	m=$(median "$mod")
-	b=$(median "$base")
-	paired=$(paste "$work/$mod" "$work/$base" | awk '{print $1 / $2}' | sort -n |
-		awk '{a[NR]=$1} END {printf "%.2f", a[int((NR+1)/2)]}')
-	awk -v m="$m" -v b="$b" -v mod="$mod" -v base="$base" -v goal="$goal" -v paired="$paired" 'BEGIN {
-		printf "  %-15s %10.0f  vs %-14s %10.0f  ratio of medians %.2f, median of round ratios %s (goal %s)\n", mod, m, base, b, m / b, paired, goal
-	}'
+for conns in $CONNECTIONS; do
+	for pair in "serve-put respond 0.80" "forward-put reverse_proxy 0.90" "serve-put-redis respond 0.60"; do
+		read -r mod base goal <<<"$pair"
+		mod=$mod-$conns base=$base-$conns
+		m=$(median "$mod")
+		b=$(median "$base")
+		paired=$(paste "$work/$mod" "$work/$base" | awk '{print $1 / $2}' | sort -n |
+			awk '{a[NR]=$1} END {printf "%.2f", a[int((NR+1)/2)]}')
+		awk -v m="$m" -v b="$b" -v mod="$mod" -v base="$base" -v goal="$goal" -v paired="$paired" 'BEGIN {
+			printf "  %-18s %10.0f  vs %-17s %10.0f  ratio of medians %.2f, median of round ratios %s (goal %s)\n", mod, m, base, b, m / b, paired, goal
+		}'
+	done
 done
