@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -175,4 +176,39 @@ func residentKiB() int {
 		}
 	}
 	return 0
+}
+
+// BenchmarkMillionSessionsRSS holds a million sessions with 256-byte
+// payloads (10 per account, as BenchmarkGetLatency) and reports the heap and
+// the resident memory of the process (VmRSS after a collection; the test
+// binary's own baseline is a few MiB). Run by make bench; one iteration is
+// the whole fill.
+func BenchmarkMillionSessionsRSS(b *testing.B) {
+	payload := json.RawMessage(`{"p":"` + strings.Repeat("x", 248) + `"}`)
+	for b.Loop() {
+		var before runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		rssBefore := residentKiB()
+		tbl := newSessionTable()
+		const n = 1_000_000
+		for i := range n {
+			o := store.Owner{App: "/app", Issuer: "https://issuer.example", Subject: "account-" + strconv.Itoa(i/10)}
+			s := store.Session{ID: store.NewID(), Created: t0, LastActive: t0, Timeout: time.Hour, Payload: bytes.Clone(payload)}
+			if _, err := tbl.create(o, s, 100, tableLimits{n, 1 << 40}, t0); err != nil {
+				b.Fatal(err)
+			}
+		}
+		// RSS as it stands after the fill (with the collector's headroom),
+		// then once the freed pages are handed back.
+		runtime.GC()
+		b.ReportMetric(float64(residentKiB())/1024, "rss-MiB")
+		debug.FreeOSMemory()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		b.ReportMetric(float64(ms.HeapAlloc-before.HeapAlloc)/n, "heap-B/session")
+		b.ReportMetric(float64(residentKiB())/1024, "rss-returned-MiB")
+		b.ReportMetric(float64(rssBefore)/1024, "rss-before-MiB")
+		runtime.KeepAlive(tbl)
+	}
 }
