@@ -83,8 +83,8 @@ func TestSleepingRedisThroughCaddy(t *testing.T) {
 	admin := goredis.NewClient(&goredis.Options{Addr: strings.TrimSuffix(strings.TrimPrefix(srv.URL(), "redis://"), "/0")})
 	defer admin.Close()
 	slept := make(chan error, 1)
-	go func() { slept <- admin.Do(context.Background(), "DEBUG", "SLEEP", "1.5").Err() }()
-	time.Sleep(100 * time.Millisecond)
+	go func() { slept <- admin.Do(context.Background(), "DEBUG", "SLEEP", "3").Err() }()
+	time.Sleep(300 * time.Millisecond) // DEBUG SLEEP has begun
 
 	key := map[string]string{"Idempotency-Key": `"login-7"`}
 	for _, rq := range []request{

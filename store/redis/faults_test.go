@@ -102,8 +102,8 @@ func TestSleepingRedisOutcome(t *testing.T) {
 	admin := goredis.NewClient(&goredis.Options{Addr: strings.TrimPrefix(strings.TrimSuffix(srv.URL(), "/0"), "redis://")})
 	defer admin.Close()
 	slept := make(chan error, 1)
-	go func() { slept <- admin.Do(ctx, "DEBUG", "SLEEP", "1.5").Err() }()
-	time.Sleep(100 * time.Millisecond)
+	go func() { slept <- admin.Do(ctx, "DEBUG", "SLEEP", "3").Err() }()
+	time.Sleep(300 * time.Millisecond) // DEBUG SLEEP has begun
 
 	_, err = st.Update(ctx, o, s.ID, json.RawMessage(`{"v":2}`), &store.IfMatch{Tags: []string{s.ETag()}}, now)
 	if !errors.Is(err, store.ErrOutcomeUnknown) {
