@@ -49,9 +49,11 @@ func (d *jsonDoc) member(name string) []byte {
 // readBody reads the whole request body, up to limit bytes (413 beyond).
 // The body is read only for operations that declare one.
 func readBody(r *http.Request, limit int64) ([]byte, *problem) {
-	tooLarge := newProblem(kindBodyTooLarge, "the body is larger than "+strconv.FormatInt(limit, 10)+" bytes")
+	tooLarge := func() *problem { // built only when it is the answer
+		return newProblem(kindBodyTooLarge, "the body is larger than "+strconv.FormatInt(limit, 10)+" bytes")
+	}
 	if r.ContentLength > limit {
-		return nil, tooLarge
+		return nil, tooLarge()
 	}
 	var body []byte
 	var err error
@@ -70,7 +72,7 @@ func readBody(r *http.Request, limit int64) ([]byte, *problem) {
 		return nil, newProblem(kindInvalidRequest, "the body could not be read in full")
 	}
 	if int64(len(body)) > limit {
-		return nil, tooLarge
+		return nil, tooLarge()
 	}
 	return body, nil
 }
