@@ -200,6 +200,10 @@ func TestForwardResponseValidation(t *testing.T) {
 	big := `{"created":"2026-11-25T10:00:00.000Z","payload":{"x":"` + strings.Repeat("z", 3000) + `"},"timeout":"not an int"}`
 	be.answer("GET", "/accounts/sessions/big", answer{200, "application/json", big})
 	be.answer("GET", "/accounts/sessions/ok", answer{200, "application/json", validSession})
+	// Valid for a last-key-wins reader, ambiguous for the client: the
+	// answer is read with the requests' one-pass parser, which refuses it.
+	repeated := strings.Replace(validSession, `"timeout":600`, `"timeout":600,"timeout":700`, 1)
+	be.answer("GET", "/accounts/sessions/repeated", answer{200, "application/json", repeated})
 
 	for _, mode := range []string{"off", "report", "enforce"} {
 		t.Run(mode, func(t *testing.T) {
@@ -232,6 +236,9 @@ func TestForwardResponseValidation(t *testing.T) {
 			}
 			if r := get("ok"); r.status != 200 || string(r.body) != validSession {
 				t.Errorf("valid answer: %d %s", r.status, r.body)
+			}
+			if r := get("repeated"); (mode == "enforce") != (r.status == http.StatusBadGateway) {
+				t.Errorf("an answer that repeats a key in %s: %d %s", mode, r.status, r.body)
 			}
 			wantUndeclared := 500
 			if mode == "enforce" {

@@ -2,7 +2,6 @@ package ownidsessions
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"io"
 	"mime"
@@ -274,13 +273,13 @@ func (c *contract) checkResponse(r *http.Request, rt route, resp *http.Response,
 		}
 		return nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil || dec.More() {
-		return []fieldError{{Location: "", Message: "the body is not well-formed JSON"}}
+	// The same one-pass parser as requests: well-formed, UTF-8, no key
+	// repeated in an object, nested at most 64 deep.
+	doc, p := parseJSON(body)
+	if p != nil {
+		return []fieldError{{Location: "", Message: p.detail}}
 	}
-	return validateValue(d.jsonSchema, v)
+	return validateValue(d.jsonSchema, doc.value)
 }
 
 // contractRequest is the request as the document sees it: its path below the
