@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -41,7 +42,8 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt route, body
 	// The contract describes bodies, not their compressed bytes: ask the
 	// backend for identity encoding (an encode handler can compress after).
 	r.Header.Del("Accept-Encoding")
-	rc := &responseCheck{w: w, limit: h.ResponseBuffer, header: w.Header().Clone()}
+	rc := &responseCheck{w: w, limit: h.ResponseBuffer, header: w.Header().Clone(), buf: heldAnswers.Get().(*bytes.Buffer)}
+	defer rc.done()
 	if err := next.ServeHTTP(rc, r); err != nil {
 		return outcome, own, err
 	}
@@ -108,8 +110,25 @@ type responseCheck struct {
 	header    http.Header
 	limit     int64
 	status    int
-	buf       bytes.Buffer
+	buf       *bytes.Buffer // from heldAnswers
 	streaming bool
+}
+
+// heldAnswers are the buffers answers are held in, reused across requests
+// (a ResponseWriter is not used after ServeHTTP returns).
+var heldAnswers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledAnswer is the largest buffer put back for reuse; larger ones
+// (up to response_buffer) are left to the collector.
+const maxPooledAnswer = 64 << 10
+
+// done gives the buffer back once the answer has been sent.
+func (rc *responseCheck) done() {
+	if rc.buf.Cap() <= maxPooledAnswer {
+		rc.buf.Reset()
+		heldAnswers.Put(rc.buf)
+	}
+	rc.buf = nil
 }
 
 func (rc *responseCheck) Header() http.Header { return rc.header }
@@ -158,7 +177,7 @@ func (rc *responseCheck) Write(p []byte) (int, error) {
 	if _, err := rc.w.Write(rc.buf.Bytes()); err != nil {
 		return 0, err
 	}
-	rc.buf = bytes.Buffer{}
+	rc.buf.Reset()
 	return rc.w.Write(p)
 }
 

@@ -356,7 +356,7 @@ func TestForwardUserSpec(t *testing.T) {
 // streams it as it comes; it flushes only while streaming.
 func TestResponseCheckWriter(t *testing.T) {
 	w := httptest.NewRecorder()
-	rc := &responseCheck{w: w, header: http.Header{}, limit: 8}
+	rc := &responseCheck{w: w, header: http.Header{}, limit: 8, buf: new(bytes.Buffer)}
 	rc.Header().Set("X-Upstream", "1")
 	rc.WriteHeader(201)
 	rc.Write([]byte("1234"))
@@ -377,7 +377,7 @@ func TestResponseCheckWriter(t *testing.T) {
 
 	// A held answer is released as it was.
 	w = httptest.NewRecorder()
-	rc = &responseCheck{w: w, header: http.Header{}, limit: 100}
+	rc = &responseCheck{w: w, header: http.Header{}, limit: 100, buf: new(bytes.Buffer)}
 	rc.Write([]byte("ok"))
 	if err := rc.release(); err != nil || w.Code != 200 || w.Body.String() != "ok" {
 		t.Fatalf("release: %v %d %q", err, w.Code, w.Body)
