@@ -6,6 +6,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -113,6 +114,20 @@ type operation struct {
 	// responses are the declared answers by status ("200", "2XX",
 	// "default"), for checking the next handler's answer in forward mode.
 	responses map[string]*declaredResponse
+}
+
+// declaredResponse is the response the operation declares for status: by
+// its code, its class (2XX) or the default.
+func (op *operation) declaredResponse(status int) (*declaredResponse, bool) {
+	code := strconv.Itoa(status)
+	if d, ok := op.responses[code]; ok {
+		return d, true
+	}
+	if d, ok := op.responses[code[:1]+"XX"]; ok {
+		return d, true
+	}
+	d, ok := op.responses["default"]
+	return d, ok
 }
 
 // declaredResponse is one declared answer: its media types and, for JSON,

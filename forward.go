@@ -42,13 +42,23 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt route, body
 	// The contract describes bodies, not their compressed bytes: ask the
 	// backend for identity encoding (an encode handler can compress after).
 	r.Header.Del("Accept-Encoding")
-	rc := &responseCheck{w: w, limit: h.ResponseBuffer, header: w.Header().Clone(), buf: heldAnswers.Get().(*bytes.Buffer)}
+	rc := &responseCheck{w: w, limit: h.ResponseBuffer, header: w.Header().Clone(), buf: heldAnswers.Get().(*bytes.Buffer),
+		// An answer whose status is declared with no body described has
+		// nothing left to check once its status is known: it streams.
+		bodiless: func(status int) bool {
+			d, ok := rt.op.declaredResponse(status)
+			return ok && len(d.mediaTypes) == 0
+		}}
 	defer rc.done()
 	if err := next.ServeHTTP(rc, r); err != nil {
 		return outcome, own, err
 	}
 	checked := time.Now()
 	defer func() { own += time.Since(checked) }()
+	if rc.streaming && rc.checkedStatus {
+		metrics.responses.WithLabelValues("valid").Inc()
+		return statusClass(rc.status), own, nil
+	}
 	if rc.streaming {
 		metrics.responses.WithLabelValues("unchecked_too_large").Inc()
 		return outcome, own, nil
@@ -112,6 +122,11 @@ type responseCheck struct {
 	status    int
 	buf       *bytes.Buffer // from heldAnswers
 	streaming bool
+	// bodiless says whether an answer of that status is checked in full
+	// by its status (declared, no body described); checkedStatus is set
+	// when such an answer streamed.
+	bodiless      func(status int) bool
+	checkedStatus bool
 }
 
 // heldAnswers are the buffers answers are held in, reused across requests
@@ -159,6 +174,16 @@ func (rc *responseCheck) WriteHeader(status int) {
 		rc.sendHeader(status) // informational answers go straight on
 	case rc.status == 0:
 		rc.status = status
+		rc.streamIfBodiless()
+	}
+}
+
+// streamIfBodiless sends the answer on as it comes when its status says
+// all there is to check.
+func (rc *responseCheck) streamIfBodiless() {
+	if rc.bodiless != nil && rc.bodiless(rc.status) {
+		rc.streaming, rc.checkedStatus = true, true
+		rc.sendHeader(rc.status)
 	}
 }
 
@@ -168,6 +193,9 @@ func (rc *responseCheck) Write(p []byte) (int, error) {
 	}
 	if rc.status == 0 {
 		rc.status = http.StatusOK
+		if rc.streamIfBodiless(); rc.streaming {
+			return rc.w.Write(p)
+		}
 	}
 	if int64(rc.buf.Len()+len(p)) <= rc.limit {
 		return rc.buf.Write(p)

@@ -249,14 +249,7 @@ func validateValue(schema *jsonschema.Schema, v any) []fieldError {
 func (c *contract) checkResponse(r *http.Request, rt route, resp *http.Response, body []byte) []fieldError {
 	info := rt.info
 	code := strconv.Itoa(resp.StatusCode)
-	responses := rt.op.responses
-	d, ok := responses[code]
-	if !ok {
-		d, ok = responses[code[:1]+"XX"]
-	}
-	if !ok {
-		d, ok = responses["default"]
-	}
+	d, ok := rt.op.declaredResponse(resp.StatusCode)
 	if !ok {
 		return []fieldError{{Location: "status", Message: "status " + code + " is not declared"}}
 	}
