@@ -42,13 +42,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt route, body
 	// The contract describes bodies, not their compressed bytes: ask the
 	// backend for identity encoding (an encode handler can compress after).
 	r.Header.Del("Accept-Encoding")
-	rc := &responseCheck{w: w, limit: h.ResponseBuffer, header: w.Header().Clone(), buf: heldAnswers.Get().(*bytes.Buffer),
-		// An answer whose status is declared with no body described has
-		// nothing left to check once its status is known: it streams.
-		bodiless: func(status int) bool {
-			d, ok := rt.op.declaredResponse(status)
-			return ok && len(d.mediaTypes) == 0
-		}}
+	rc := &responseCheck{w: w, limit: h.ResponseBuffer, header: w.Header().Clone(), buf: heldAnswers.Get().(*bytes.Buffer), op: rt.op}
 	defer rc.done()
 	if err := next.ServeHTTP(rc, r); err != nil {
 		return outcome, own, err
@@ -122,10 +116,10 @@ type responseCheck struct {
 	status    int
 	buf       *bytes.Buffer // from heldAnswers
 	streaming bool
-	// bodiless says whether an answer of that status is checked in full
-	// by its status (declared, no body described); checkedStatus is set
-	// when such an answer streamed.
-	bodiless      func(status int) bool
+	// op declares the answers; an answer whose status it declares with no
+	// body described is checked in full by its status, and streams
+	// (checkedStatus). Nil in tests of the writer alone.
+	op            *operation
 	checkedStatus bool
 }
 
@@ -181,7 +175,10 @@ func (rc *responseCheck) WriteHeader(status int) {
 // streamIfBodiless sends the answer on as it comes when its status says
 // all there is to check.
 func (rc *responseCheck) streamIfBodiless() {
-	if rc.bodiless != nil && rc.bodiless(rc.status) {
+	if rc.op == nil {
+		return
+	}
+	if d, ok := rc.op.declaredResponse(rc.status); ok && len(d.mediaTypes) == 0 {
 		rc.streaming, rc.checkedStatus = true, true
 		rc.sendHeader(rc.status)
 	}

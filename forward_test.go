@@ -388,15 +388,16 @@ func TestResponseCheckWriter(t *testing.T) {
 // operation declares with no body described is sent on at once (its status
 // was all there was to check); any other is held.
 func TestResponseCheckStreamsBodilessAnswers(t *testing.T) {
-	bodiless := func(status int) bool { return status == http.StatusNoContent }
+	// 204 declared without a body, 200 with one.
+	op := &operation{responses: map[string]*declaredResponse{"204": {}, "200": {mediaTypes: []string{"application/json"}}}}
 	w := httptest.NewRecorder()
-	rc := &responseCheck{w: w, header: http.Header{}, limit: 100, buf: new(bytes.Buffer), bodiless: bodiless}
+	rc := &responseCheck{w: w, header: http.Header{}, limit: 100, buf: new(bytes.Buffer), op: op}
 	rc.WriteHeader(http.StatusNoContent)
 	if !rc.streaming || !rc.checkedStatus || w.Code != http.StatusNoContent {
 		t.Fatalf("204: streaming %v, checked %v, sent %d", rc.streaming, rc.checkedStatus, w.Code)
 	}
 	w = httptest.NewRecorder()
-	rc = &responseCheck{w: w, header: http.Header{}, limit: 100, buf: new(bytes.Buffer), bodiless: bodiless}
+	rc = &responseCheck{w: w, header: http.Header{}, limit: 100, buf: new(bytes.Buffer), op: op}
 	rc.Write([]byte(`{}`)) // an implicit 200, which has a body to check
 	if rc.streaming || w.Body.Len() != 0 {
 		t.Fatalf("a 200 was not held: %q", w.Body)

@@ -55,12 +55,8 @@ func cursorKey(secret string) ([]byte, error) {
 func cursorMAC(key []byte, owner Owner, content []byte) []byte {
 	m := hmac.New(sha256.New, key)
 	m.Write([]byte("ownid_sessions list cursor\x00"))
-	var n [8]byte
-	for _, part := range []string{owner.App, owner.Issuer, owner.Subject} {
-		binary.BigEndian.PutUint64(n[:], uint64(len(part)))
-		m.Write(n[:])
-		m.Write([]byte(part))
-	}
+	parts, _ := owner.AppendBinary(nil)
+	m.Write(parts)
 	m.Write(content)
 	return m.Sum(nil)[:cursorMACSize]
 }

@@ -17,6 +17,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"slices"
@@ -130,6 +131,17 @@ type Owner struct {
 	Issuer string
 	// Subject is the token's sub.
 	Subject string
+}
+
+// AppendBinary appends the owner's parts, each length-prefixed (a
+// big-endian uint64, then the bytes), so that no app, issuer and subject
+// spell another's: what keys and signatures that name an owner hash.
+func (o Owner) AppendBinary(b []byte) ([]byte, error) {
+	for _, part := range []string{o.App, o.Issuer, o.Subject} {
+		b = binary.BigEndian.AppendUint64(b, uint64(len(part)))
+		b = append(b, part...)
+	}
+	return b, nil
 }
 
 // Session is one stored session.

@@ -2,7 +2,7 @@ package redis
 
 import (
 	"context"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -16,31 +16,25 @@ var closeQuiet = time.Minute
 
 // redisClient is a client shared by the configs that name the same
 // connection settings (a caddy.UsagePool value), with the count of the
-// operations running on it.
+// operations running on it. The counts are atomics: every operation of
+// every request touches them.
 type redisClient struct {
 	goredis.UniversalClient
 
-	mu       sync.Mutex
-	inflight int
-	lastUse  time.Time
-	closing  bool
+	inflight atomic.Int64
+	lastUse  atomic.Int64 // unix ns of the last operation's end
 }
 
 func newRedisClient(c goredis.UniversalClient) *redisClient {
 	return &redisClient{UniversalClient: c}
 }
 
-// hold marks an operation running until release is called.
-func (c *redisClient) hold() (release func()) {
-	c.mu.Lock()
-	c.inflight++
-	c.mu.Unlock()
-	return func() {
-		c.mu.Lock()
-		c.inflight--
-		c.lastUse = time.Now()
-		c.mu.Unlock()
-	}
+// hold marks an operation running until release.
+func (c *redisClient) hold() { c.inflight.Add(1) }
+
+func (c *redisClient) release() {
+	c.lastUse.Store(time.Now().UnixNano())
+	c.inflight.Add(-1)
 }
 
 // Destruct is called when no config holds the client any more (a reload
@@ -48,17 +42,12 @@ func (c *redisClient) hold() (release func()) {
 // old config's requests: it closes it once no operation has run on it for
 // closeQuiet.
 func (c *redisClient) Destruct() error {
-	c.mu.Lock()
-	c.closing = true
-	c.lastUse = time.Now()
-	c.mu.Unlock()
+	c.lastUse.Store(time.Now().UnixNano())
 	go func() {
 		for {
 			time.Sleep(closeQuiet)
-			c.mu.Lock()
-			idle := c.inflight == 0 && time.Since(c.lastUse) >= closeQuiet
-			c.mu.Unlock()
-			if idle {
+			idle := time.Since(time.Unix(0, c.lastUse.Load())) >= closeQuiet
+			if c.inflight.Load() == 0 && idle {
 				_ = c.Close()
 				return
 			}
@@ -74,6 +63,7 @@ func (s *Store) op(ctx context.Context) (context.Context, context.CancelFunc) {
 	if s.pooled == nil {
 		return ctx, cancel
 	}
-	release := s.pooled.hold()
-	return ctx, func() { cancel(); release() }
+	c := s.pooled
+	c.hold()
+	return ctx, func() { cancel(); c.release() }
 }

@@ -3,7 +3,6 @@ package redis
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -19,16 +18,10 @@ import (
 // script touches one slot. The owner is hashed: apps, issuers and subjects
 // are arbitrary strings.
 func (s *Store) ownerKeys(owner store.Owner) (sessionPrefix, index string) {
-	// Each part is length-prefixed, so no app, issuer and subject can
-	// spell another's.
-	h := sha256.New()
-	var n [8]byte
-	for _, part := range []string{owner.App, owner.Issuer, owner.Subject} {
-		binary.BigEndian.PutUint64(n[:], uint64(len(part)))
-		h.Write(n[:])
-		h.Write([]byte(part))
-	}
-	tag := "{" + hex.EncodeToString(h.Sum(nil)[:16]) + "}"
+	// Length-prefixed parts: no app, issuer and subject spell another's.
+	parts, _ := owner.AppendBinary(make([]byte, 0, 64))
+	sum := sha256.Sum256(parts)
+	tag := "{" + hex.EncodeToString(sum[:16]) + "}"
 	return s.KeyPrefix + tag + ":s:", s.KeyPrefix + tag + ":i"
 }
 
