@@ -86,6 +86,9 @@ type operation struct {
 	// schema is a bare string, which every value satisfies, or a path
 	// parameter with a string schema, checked with pathChecks.
 	checkParams bool
+	// singleQuery are the query parameters declared with a schema that is
+	// not an array: each may be given once.
+	singleQuery []string
 	// pathChecks are the path parameters with a string schema, compiled
 	// once and checked against the value the route captured.
 	pathChecks []paramCheck
@@ -243,6 +246,11 @@ func newPathInfo(template string, item *v3.PathItem, security []*highbase.Securi
 		}
 		if compiled.pathChecks, compiled.checkParams, err = compileParams(compiled.params, variables, opts, version); err != nil {
 			return nil, fmt.Errorf("%s %s: %v", method, template, err)
+		}
+		for _, p := range compiled.params {
+			if p.In == "query" && (p.Schema == nil || !slices.Contains(p.Schema.Schema().Type, "array")) {
+				compiled.singleQuery = append(compiled.singleQuery, p.Name)
+			}
 		}
 		compiled.name = op.Value().OperationId
 		if compiled.name == "" {

@@ -53,6 +53,28 @@ func checkEnvelope(r *http.Request) *problem {
 	return nil
 }
 
+// checkQueryNames refuses a query that gives a parameter declared as one
+// value (single) more than once, or spells its name in another letter
+// case: readers disagree on which of two values counts (Go takes the first,
+// others the last), and one that folds case would read a parameter the
+// check did not — on revoke-all, the session to keep.
+func checkQueryNames(r *http.Request, single []string) *problem {
+	if len(single) == 0 || r.URL.RawQuery == "" {
+		return nil
+	}
+	for name, values := range r.URL.Query() {
+		for _, declared := range single {
+			switch {
+			case name == declared && len(values) > 1:
+				return envelopeProblem(declared, "give "+declared+" once")
+			case name != declared && strings.EqualFold(name, declared):
+				return envelopeProblem(declared, "spell "+declared+" as the document does")
+			}
+		}
+	}
+	return nil
+}
+
 // methodOverride says whether a query or body member name is read as
 // _method by some framework: any letter case, escaped once more, with NULs
 // dropped, and with ".", " " and "[" read as "_" and "[…]" cut off, as PHP

@@ -582,3 +582,37 @@ func BenchmarkSessionClaim(b *testing.B) {
 		}
 	}
 }
+
+// TestQueryParametersGivenOnce: a declared single-valued query parameter
+// given twice, or spelled in another letter case, is a 400 and nothing is
+// done (readers disagree on which value counts: on revoke-all, the session
+// to keep); in forward mode nothing is forwarded.
+func TestQueryParametersGivenOnce(t *testing.T) {
+	tc := caddytest.NewTester(t)
+	tc.InitServer(storeSite("store memory query-once", ""), "caddyfile")
+	tok := tokenFor(t, "query-once")
+	keep, _ := create(t, tc, "/q", tok, `{"payload":{}}`)
+	create(t, tc, "/q", tok, `{"payload":{}}`)
+	for _, rq := range []request{
+		{method: "DELETE", path: "/q/accounts/sessions?except=nosuchsession0000000000&except=" + keep.ID},
+		{method: "DELETE", path: "/q/accounts/sessions?EXCEPT=" + keep.ID},
+		{method: "GET", path: "/q/accounts/sessions?limit=1&limit=2"},
+		{method: "GET", path: "/q/accounts/sessions?Limit=1"},
+	} {
+		rq.token = tok
+		if r := call(t, tc, rq); r.status != 400 {
+			t.Errorf("%s %s: %d %s", rq.method, rq.path, r.status, r.body)
+		}
+	}
+	var list []sessionOut
+	call(t, tc, request{method: "GET", path: "/q/accounts/sessions", token: tok}).json(t, &list)
+	if len(list) != 2 {
+		t.Fatalf("%d sessions left, want both", len(list))
+	}
+
+	be := newBackend(t)
+	tc.InitServer(forwardConfig(be.URL, "off", ""), "caddyfile")
+	if r := fwd(t, tc, request{method: "DELETE", path: "/accounts/sessions?except=a&except=b", token: tok}); r.status != 400 || be.count() != 0 {
+		t.Fatalf("forward mode: %d, backend saw %d", r.status, be.count())
+	}
+}

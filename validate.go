@@ -87,6 +87,9 @@ func (c *contract) checkRequest(r *http.Request, rt route, limits requestLimits)
 		return nil, p
 	}
 	op := rt.op
+	if p := checkQueryNames(r, op.singleQuery); p != nil {
+		return nil, p
+	}
 	hasBody := r.ContentLength != 0 || len(r.TransferEncoding) > 0
 	if !op.hasBody && hasBody {
 		// A backend could read a body the document does not describe.
