@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
+	"sync"
 
 	"github.com/go-json-experiment/json/jsontext"
 )
@@ -29,6 +31,7 @@ type requestBody struct {
 type jsonDoc struct {
 	value   any
 	members []jsonMember
+	inline  [4]jsonMember // members' first array: a body of the contract has few
 }
 
 type jsonMember struct {
@@ -95,15 +98,20 @@ func parseJSON(body []byte) (*jsonDoc, *problem) {
 	// built of: the decoder's own check would keep a second set of every
 	// object's names, which costs as much as the rest of the parse of a
 	// body of many keys.
-	dec := jsontext.NewDecoder(bytes.NewBuffer(body),
-		jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(false))
+	jp := jsonParsers.Get().(*jsonParser)
+	defer jp.release()
+	jp.in = *bytes.NewBuffer(body)
+	dec := &jp.dec
+	dec.Reset(&jp.in, decoderOptions...)
 	if dec.PeekKind() == jsontext.KindInvalid {
 		if _, err := dec.ReadToken(); err == io.EOF {
 			return nil, newProblem(kindInvalidRequest, "a JSON body is required")
 		}
 		return nil, errMalformed()
 	}
-	r := &jsonReader{dec: dec, body: body, text: string(body), doc: &jsonDoc{}}
+	r := &jp.reader
+	r.dec, r.body, r.text, r.doc = dec, body, string(body), &jsonDoc{}
+	r.doc.members = r.doc.inline[:0]
 	var p *problem
 	if r.doc.value, p = r.value(); p != nil {
 		return nil, p
@@ -112,6 +120,35 @@ func parseJSON(body []byte) (*jsonDoc, *problem) {
 		return nil, errMalformed() // more than one value, or trailing bytes
 	}
 	return r.doc, nil
+}
+
+// decoderOptions are parseJSON's, made once.
+var decoderOptions = []jsontext.Options{jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(false)}
+
+// jsonParser is a decoder, the buffer it reads and the reader of its
+// tokens, kept between bodies (jsonParsers): a new decoder costs an
+// allocation for itself and more for the stacks it grows in every body.
+// Between bodies it holds nothing of the last one.
+type jsonParser struct {
+	dec    jsontext.Decoder
+	in     bytes.Buffer
+	reader jsonReader
+}
+
+var jsonParsers = sync.Pool{New: func() any { return new(jsonParser) }}
+
+// nothing is what a parser reads between bodies.
+var nothing = strings.NewReader("")
+
+func (jp *jsonParser) release() {
+	jp.dec.Reset(nothing) // the decoder never reads it
+	jp.in = bytes.Buffer{}
+	scratch := jp.reader.unquoted[:0]
+	if cap(scratch) > 4<<10 {
+		scratch = nil // one large string should not stay for good
+	}
+	jp.reader = jsonReader{unquoted: scratch}
+	jsonParsers.Put(jp)
 }
 
 func errMalformed() *problem {
@@ -233,10 +270,14 @@ func (r *jsonReader) string(raw []byte) string {
 }
 
 // compact returns a JSON value without insignificant white space; nil stays
-// nil (no value sent). The value has been parsed already.
+// nil (no value sent). The value has been parsed already. The result may be
+// v itself: stores copy what they keep.
 func compact(v []byte) json.RawMessage {
 	if v == nil {
 		return nil
+	}
+	if bytes.IndexAny(v, " \t\r\n") < 0 {
+		return v // no white space at all, in strings or out
 	}
 	var b bytes.Buffer
 	if err := json.Compact(&b, v); err != nil {
