@@ -91,8 +91,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 // record counts a request the module answered or forwarded, and the time
 // the module spent on it.
 func (h *Handler) record(operation, outcome, problemSlug string, spent time.Duration) {
-	metrics.requests.WithLabelValues(operation, outcome, problemSlug).Inc()
-	metrics.duration.WithLabelValues(operation).Observe(spent.Seconds())
+	c := childrenOf(requestLabels{operation, outcome, problemSlug})
+	c.requests.Inc()
+	c.duration.Observe(spent.Seconds())
 }
 
 // authorize verifies the token (and its claim rules), holds it to the
@@ -135,7 +136,7 @@ func (h *Handler) authorize(r *http.Request, rt route) (Owner, *problem) {
 		return owner, p
 	}
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		repl.Map(id.Placeholder)
+		repl.Map(id.Resolver())
 	}
 	return owner, nil
 }
@@ -195,7 +196,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rt route, owner 
 		// The path was routed in its canonical form: it starts with exactly
 		// one "/", so the Location is a path on this host, never "//host".
 		w.Header().Set("Location", r.URL.Path+"/"+s.ID)
-		return writeJSON(w, http.StatusCreated, s.ETag(), appendSession(nil, &s))
+		return writeJSON(w, http.StatusCreated, s.ETag(), appendSession(sessionBuffer(&s), &s))
 
 	case rt.template == collectionPath && r.Method == http.MethodDelete:
 		// The contract checked except: a session id, when present.
@@ -239,7 +240,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rt route, owner 
 		if err != nil {
 			return 0, h.storeProblem(err)
 		}
-		return writeJSON(w, http.StatusOK, s.ETag(), appendSession(nil, &s))
+		return writeJSON(w, http.StatusOK, s.ETag(), appendSession(sessionBuffer(&s), &s))
 
 	case r.Method == http.MethodPut:
 		s, err := h.store.Update(ctx, owner, rt.sessionID, compact(body.doc.member("payload")),
@@ -247,7 +248,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rt route, owner 
 		if err != nil {
 			return 0, h.storeProblem(err)
 		}
-		return writeJSON(w, http.StatusOK, s.ETag(), appendSession(nil, &s))
+		return writeJSON(w, http.StatusOK, s.ETag(), appendSession(sessionBuffer(&s), &s))
 
 	case r.Method == http.MethodDelete:
 		err := h.store.Delete(ctx, owner, rt.sessionID, store.ParseIfMatch(r.Header.Values("If-Match")), now)
@@ -323,6 +324,25 @@ func (h *Handler) storeProblem(err error) *problem {
 // timeLayout is RFC 3339 with milliseconds; times are always UTC ("Z").
 const timeLayout = "2006-01-02T15:04:05.000Z07:00"
 
+// appendTime appends t in UTC as timeLayout does
+// (2006-01-02T15:04:05.000Z), digit by digit: AppendFormat reads its layout
+// on every call, at six times the cost, three times per session answered.
+// Years outside 0..9999 (never a session's) take AppendFormat.
+func appendTime(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return t.AppendFormat(b, timeLayout)
+	}
+	hour, minute, sec := t.Clock()
+	ms := t.Nanosecond() / 1e6
+	return append(b,
+		byte('0'+year/1000), byte('0'+year/100%10), byte('0'+year/10%10), byte('0'+year%10), '-',
+		byte('0'+month/10), byte('0'+month%10), '-', byte('0'+day/10), byte('0'+day%10), 'T',
+		byte('0'+hour/10), byte('0'+hour%10), ':', byte('0'+minute/10), byte('0'+minute%10), ':',
+		byte('0'+sec/10), byte('0'+sec%10), '.', byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10), 'Z')
+}
+
 // appendSession appends the contract's JSON of a session:
 // {"id","created","timeout","lastActive"[,"expiresAt"],"payload"}, with
 // expiresAt only for a session that has an absolute end. Nothing in it needs
@@ -332,14 +352,14 @@ func appendSession(b []byte, s *store.Session) []byte {
 	b = append(b, `{"id":"`...)
 	b = append(b, s.ID...)
 	b = append(b, `","created":"`...)
-	b = s.Created.UTC().AppendFormat(b, timeLayout)
+	b = appendTime(b, s.Created)
 	b = append(b, `","timeout":`...)
 	b = strconv.AppendInt(b, int64(s.Timeout/time.Second), 10)
 	b = append(b, `,"lastActive":"`...)
-	b = s.LastActive.UTC().AppendFormat(b, timeLayout)
+	b = appendTime(b, s.LastActive)
 	if !s.Expires.IsZero() {
 		b = append(b, `","expiresAt":"`...)
-		b = s.Expires.UTC().AppendFormat(b, timeLayout)
+		b = appendTime(b, s.Expires)
 	}
 	b = append(b, `","payload":`...)
 	if s.Payload == nil {
@@ -350,16 +370,24 @@ func appendSession(b []byte, s *store.Session) []byte {
 	return append(b, '}')
 }
 
+// sessionBuffer is an empty buffer large enough for appendSession(s).
+func sessionBuffer(s *store.Session) []byte {
+	return make([]byte, 0, 160+len(s.ID)+len(s.Payload))
+}
+
 // writeJSON sends a JSON body, encoded in full beforehand, with its status
 // (and ETag), and returns the status.
 func writeJSON(w http.ResponseWriter, status int, etag string, body []byte) (int, *problem) {
+	// The names are canonical already, and the values share one
+	// allocation (each its own slice, capped, so that a later handler's
+	// append or edit stays with its header).
 	hdr := w.Header()
-	hdr.Set("Content-Type", "application/json")
-	hdr.Set("Content-Length", strconv.Itoa(len(body)))
-	hdr.Set("Cache-Control", "no-store")
-	hdr.Set("X-Content-Type-Options", "nosniff")
+	v := make([]string, 5)
+	v[0], v[1], v[2], v[3], v[4] = "application/json", strconv.Itoa(len(body)), "no-store", "nosniff", etag
+	hdr["Content-Type"], hdr["Content-Length"] = v[0:1:1], v[1:2:2]
+	hdr["Cache-Control"], hdr["X-Content-Type-Options"] = v[2:3:3], v[3:4:4]
 	if etag != "" {
-		hdr.Set("ETag", etag)
+		hdr["Etag"] = v[4:5:5]
 	}
 	w.WriteHeader(status)
 	_, _ = w.Write(body)

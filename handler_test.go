@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -46,6 +47,29 @@ func TestAppendSession(t *testing.T) {
 		want, _ := json.Marshal(sessionJSON{s.ID, s.Created.UTC().Format(timeLayout), int64(s.Timeout / time.Second), s.LastActive.UTC().Format(timeLayout), payload})
 		if string(got) != string(want) {
 			t.Errorf("appendSession:\n got %s\nwant %s", got, want)
+		}
+	}
+}
+
+// TestAppendTime: the digit-by-digit format is AppendFormat's, for times in
+// any zone, at the edges of the years it formats itself and beyond them.
+func TestAppendTime(t *testing.T) {
+	times := []time.Time{
+		time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(-1, 12, 31, 23, 59, 59, 0, time.UTC),
+		time.Date(2026, 11, 27, 0, 30, 0, 999999, time.FixedZone("+1", 3600)), // the day before in UTC
+		time.Date(2024, 2, 29, 12, 0, 0, 1e6, time.FixedZone("-9:30", -34200)),
+		{}, time.Unix(0, 0),
+	}
+	rng := rand.New(rand.NewPCG(17, 27)) // seeded: the same times every run
+	for range 10000 {
+		times = append(times, time.Unix(rng.Int64N(400*365*86400)-100*365*86400, rng.Int64N(1e9)).In(time.FixedZone("z", int(rng.Int64N(50400))-25200)))
+	}
+	for _, at := range times {
+		if got, want := string(appendTime([]byte("x"), at)), "x"+at.UTC().Format(timeLayout); got != want {
+			t.Fatalf("appendTime(%v) = %s, want %s", at, got, want)
 		}
 	}
 }

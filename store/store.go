@@ -215,7 +215,9 @@ func NewTag() string { return NewID() }
 func NewID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
-	return base64.RawURLEncoding.EncodeToString(b[:])
+	var text [22]byte
+	base64.RawURLEncoding.Encode(text[:], b[:])
+	return string(text[:])
 }
 
 // Optional interfaces. The handler finds them on its store by type

@@ -227,7 +227,7 @@ func (t *sessionTable) update(owner store.Owner, id string, payload json.RawMess
 	if !ok {
 		return store.Session{}, store.ErrNotFound
 	}
-	if !cond.Matches(s.ETag()) {
+	if cond != nil && !cond.Matches(s.ETag()) { // no ETag made without If-Match
 		return store.Session{}, store.ErrPreconditionFailed
 	}
 	if payload != nil {
@@ -252,7 +252,7 @@ func (t *sessionTable) remove(owner store.Owner, id string, cond *store.IfMatch,
 	if !ok {
 		return store.ErrNotFound
 	}
-	if !cond.Matches(s.ETag()) {
+	if cond != nil && !cond.Matches(s.ETag()) { // no ETag made without If-Match
 		return store.ErrPreconditionFailed
 	}
 	sessions := sh.owners[owner]
