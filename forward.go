@@ -50,7 +50,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt route, body
 	checked := time.Now()
 	defer func() { own += time.Since(checked) }()
 	if rc.streaming && rc.checkedStatus {
-		metrics.responses.WithLabelValues("valid").Inc()
+		responsesValid.Inc()
 		return statusClass(rc.status), own, nil
 	}
 	if rc.streaming {
@@ -75,7 +75,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt route, body
 	errs := h.contract.checkResponse(r, rt, resp, rc.buf.Bytes())
 	outcome = statusClass(rc.status)
 	if len(errs) == 0 {
-		metrics.responses.WithLabelValues("valid").Inc()
+		responsesValid.Inc()
 		return outcome, own, rc.release()
 	}
 	metrics.responses.WithLabelValues("violation").Inc()

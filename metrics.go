@@ -2,7 +2,7 @@ package ownidsessions
 
 import (
 	"errors"
-	"strconv"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -76,11 +76,11 @@ type tokenMetrics struct{}
 
 // CacheLookup counts a verified-token cache lookup as a hit or a miss.
 func (tokenMetrics) CacheLookup(hit bool) {
-	result := "miss"
 	if hit {
-		result = "hit"
+		tokenCacheHits.Inc()
+	} else {
+		tokenCacheMisses.Inc()
 	}
-	metrics.tokenCache.WithLabelValues(result).Inc()
 }
 
 // JWKSFetch counts a JWK Set fetch by its result: ok, error, or too_large
@@ -112,5 +112,41 @@ func statusClass(status int) string {
 	if status < 100 || status > 599 {
 		return "other"
 	}
-	return strconv.Itoa(status/100) + "xx"
+	return [...]string{"1xx", "2xx", "3xx", "4xx", "5xx"}[status/100-1]
 }
+
+// requestLabels are the labels of one request's counter; its operation is
+// also the label of its duration.
+type requestLabels struct{ operation, outcome, problem string }
+
+// requestChildren are the counter and histogram of one requestLabels.
+type requestChildren struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+// children holds the requestChildren of each label set met so far
+// (requestLabels → *requestChildren), a bounded set as the labels are: a
+// vector's own lookup hashes every label value byte by byte and takes a
+// shared read lock, on every request. Children are never removed from the
+// vectors, so one resolved stays theirs.
+var children sync.Map
+
+// childrenOf returns the children of l, resolving them the first time.
+func childrenOf(l requestLabels) *requestChildren {
+	if c, ok := children.Load(l); ok {
+		return c.(*requestChildren)
+	}
+	c, _ := children.LoadOrStore(l, &requestChildren{
+		requests: metrics.requests.WithLabelValues(l.operation, l.outcome, l.problem),
+		duration: metrics.duration.WithLabelValues(l.operation),
+	})
+	return c.(*requestChildren)
+}
+
+// Children of the one-label vectors counted on every request, resolved
+// once (a child, once made, shows in the exposition, at zero until used).
+var (
+	tokenCacheHits, tokenCacheMisses = metrics.tokenCache.WithLabelValues("hit"), metrics.tokenCache.WithLabelValues("miss")
+	responsesValid                   = metrics.responses.WithLabelValues("valid")
+)

@@ -37,10 +37,14 @@ type Identity struct {
 	SessionCheckTTL time.Duration
 
 	provider *provider // whose leeway and claim rules hold the token
+	// resolve is Placeholder as a function value, made once: a method
+	// value made for each request is an allocation each.
+	resolve func(key string) (any, bool)
 }
 
 func newIdentity(claims jwt.MapClaims) *Identity {
 	id := &Identity{Claims: claims}
+	id.resolve = id.Placeholder
 	id.Issuer, _ = claims.GetIssuer()
 	id.Subject, _ = claims.GetSubject()
 	if exp, _ := claims.GetExpirationTime(); exp != nil {
@@ -55,6 +59,14 @@ func newIdentity(claims jwt.MapClaims) *Identity {
 // placeholderPrefix is where Caddy's own authentication handler puts the
 // authenticated user: {http.auth.user.id} and {http.auth.user.<field>}.
 const placeholderPrefix = "http.auth.user."
+
+// Resolver returns Placeholder as a function, for caddy.Replacer.Map.
+func (id *Identity) Resolver() func(key string) (any, bool) {
+	if id.resolve == nil { // an Identity not made by the verifier
+		return id.Placeholder
+	}
+	return id.resolve
+}
 
 // Placeholder resolves {http.auth.user.id} to the subject and
 // {http.auth.user.<claim>} to a top-level claim; it is a caddy.ReplacerFunc.
