@@ -37,10 +37,10 @@ const (
 
 	// sessionOverhead is what the table holds for a session besides the
 	// bytes of its owner, id and payload: the Session value, its map
-	// entries and, in the worst case of one session per owner, the owner's
-	// own map. Measured by TestStoredBytesBoundTheHeap (about 435 bytes
-	// for one session per owner); rounded up so that the budget bounds
-	// the heap rather than estimates it.
+	// entry and, in the worst case of one session per owner, the owner's
+	// entry. Measured by TestStoredBytesBoundTheHeap (about 360 bytes for
+	// one session per owner); rounded up so that the budget bounds the
+	// heap rather than estimates it.
 	sessionOverhead = 512
 )
 

@@ -1,9 +1,11 @@
 package memory
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"hash/maphash"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,12 +16,17 @@ import (
 // sessionTable is the in-process session storage, split into shards by owner
 // so that writers for different accounts rarely meet and the sweeper never
 // holds more than one shard's lock.
+//
+// Each shard keeps one flat map of its sessions keyed by (owner, id) in
+// fixed-size form (sessionKey), so that finding a session is one hash probe
+// whose key is compared in place, with no string of the owner or the id to
+// load; beside it, each owner's entry lists its sessions (for List,
+// DeleteAll and the per-owner cap).
 type sessionTable struct {
 	name string // in the pool of tables
 	// keep is how long the table is kept once no config holds it (the
 	// keep setting of the config that provisioned it last), in ns.
 	keep   atomic.Int64
-	seed   maphash.Seed
 	live   atomic.Int64 // sessions held, expired or not, until removed
 	bytes  atomic.Int64 // storedSize of those sessions
 	shards [256]tableShard
@@ -29,11 +36,79 @@ type sessionTable struct {
 }
 
 type tableShard struct {
-	mu     sync.RWMutex
-	owners map[store.Owner]map[string]*store.Session
+	mu       sync.RWMutex
+	sessions map[sessionKey]*store.Session
+	owners   map[ownerDigest]*ownerEntry
 	// idem remembers creates made under an Idempotency-Key, in the shard
 	// of their owner; nil until the first.
 	idem map[idemKey]*idemRecord
+}
+
+// ownerDigest names an owner in the table: the first 120 bits of SHA-256
+// over its length-prefixed parts (Owner.AppendBinary). Two owners share a
+// digest only if SHA-256 collides in those bits, which no one can bring
+// about, let alone for an account of their choosing. (120 bits, so that a
+// sessionKey is 32 bytes.)
+type ownerDigest [15]byte
+
+func digestOf(owner store.Owner) ownerDigest {
+	var buf [192]byte
+	b, _ := owner.AppendBinary(buf[:0])
+	sum := sha256.Sum256(b)
+	return ownerDigest(sum[:15])
+}
+
+// idKey is a session id in fixed size: the 16 bytes an id of NewID's form
+// (22 characters of unpadded base64url, one spelling per value) stands
+// for, or, for any other id, the first 128 bits of SHA-256 over it, with
+// hashed set; a session found under a hashed key is also compared with
+// the id itself.
+type idKey struct {
+	id     [16]byte
+	hashed bool
+}
+
+var strictBase64 = base64.RawURLEncoding.Strict()
+
+func idKeyOf(id string) idKey {
+	var k idKey
+	if len(id) == 22 {
+		if n, err := strictBase64.Decode(k.id[:], []byte(id)); err == nil && n == 16 {
+			return k
+		}
+	}
+	sum := sha256.Sum256([]byte(id))
+	copy(k.id[:], sum[:16])
+	k.hashed = true
+	return k
+}
+
+// sessionKey is one session of one owner, in 32 bytes: the owner's digest,
+// then the idKey (its hashed flag first, so that nothing is padded).
+type sessionKey struct {
+	owner  ownerDigest
+	hashed bool
+	id     [16]byte
+}
+
+func keyOf(d ownerDigest, id idKey) sessionKey {
+	return sessionKey{d, id.hashed, id.id}
+}
+
+// ownerEntry is an owner with sessions in the shard, and those sessions
+// (the same records the shard's map holds).
+type ownerEntry struct {
+	owner    store.Owner
+	sessions []*store.Session
+}
+
+// drop removes s from the entry's list.
+func (e *ownerEntry) drop(s *store.Session) {
+	if i := slices.Index(e.sessions, s); i >= 0 {
+		last := len(e.sessions) - 1
+		e.sessions[i], e.sessions[last] = e.sessions[last], nil
+		e.sessions = e.sessions[:last]
+	}
 }
 
 // idemKey is one owner's Idempotency-Key.
@@ -56,9 +131,10 @@ func idemSize(k idemKey, r *idemRecord) int64 {
 }
 
 func newSessionTable() *sessionTable {
-	t := &sessionTable{seed: maphash.MakeSeed()}
+	t := &sessionTable{}
 	for i := range t.shards {
-		t.shards[i].owners = map[store.Owner]map[string]*store.Session{}
+		t.shards[i].sessions = map[sessionKey]*store.Session{}
+		t.shards[i].owners = map[ownerDigest]*ownerEntry{}
 	}
 	return t
 }
@@ -70,8 +146,10 @@ func (t *sessionTable) Destruct() error {
 	return nil
 }
 
-func (t *sessionTable) shard(owner store.Owner) *tableShard {
-	return &t.shards[maphash.Comparable(t.seed, owner)%uint64(len(t.shards))]
+// shard is where the owner of digest d keeps its sessions: the digest's
+// first byte is uniform, as SHA-256's bytes are.
+func (t *sessionTable) shard(d ownerDigest) *tableShard {
+	return &t.shards[d[0]]
 }
 
 // tableLimits are the table-wide caps a create is held to.
@@ -101,6 +179,31 @@ func (t *sessionTable) forget(owner store.Owner, s *store.Session) {
 	t.bytes.Add(-storedSize(owner, s))
 }
 
+// unlink removes the session under k from sh (its map and its owner's
+// list, and the owner once it has none left) and accounts for it; sh's
+// write lock is held.
+func (t *sessionTable) unlink(sh *tableShard, k sessionKey, s *store.Session) {
+	delete(sh.sessions, k)
+	if e := sh.owners[k.owner]; e != nil {
+		e.drop(s)
+		if len(e.sessions) == 0 {
+			delete(sh.owners, k.owner)
+		}
+		t.forget(e.owner, s)
+	}
+}
+
+// lookup finds the session id of the owner of digest d in sh, under a held
+// lock.
+func lookup(sh *tableShard, d ownerDigest, id string) (sessionKey, *store.Session, bool) {
+	k := keyOf(d, idKeyOf(id))
+	s, ok := sh.sessions[k]
+	if ok && k.hashed && s.ID != id {
+		ok = false // two ids whose SHA-256 share 128 bits
+	}
+	return k, s, ok
+}
+
 func (t *sessionTable) create(owner store.Owner, s store.Session, maxPerOwner int, limits tableLimits, now time.Time) (store.Session, error) {
 	return t.createOnce(owner, s, maxPerOwner, nil, limits, now)
 }
@@ -109,7 +212,8 @@ func (t *sessionTable) create(owner store.Owner, s store.Session, maxPerOwner in
 // key is looked up, and the create remembered, under the same lock.
 func (t *sessionTable) createOnce(owner store.Owner, s store.Session, maxPerOwner int, idem *store.Idempotency, limits tableLimits, now time.Time) (store.Session, error) {
 	tag := store.NewTag() // outside the lock
-	sh := t.shard(owner)
+	d := digestOf(owner)
+	sh := t.shard(d)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	var ik idemKey
@@ -122,7 +226,7 @@ func (t *sessionTable) createOnce(owner store.Owner, s store.Session, maxPerOwne
 			return r.created, nil
 		}
 	}
-	s, err := t.createLocked(sh, owner, s, tag, maxPerOwner, limits, now)
+	s, err := t.createLocked(sh, d, owner, s, tag, maxPerOwner, limits, now)
 	if err != nil || idem == nil {
 		return s, err
 	}
@@ -139,15 +243,22 @@ func (t *sessionTable) createOnce(owner store.Owner, s store.Session, maxPerOwne
 }
 
 // createLocked creates s under sh's held write lock.
-func (t *sessionTable) createLocked(sh *tableShard, owner store.Owner, s store.Session, tag string, maxPerOwner int, limits tableLimits, now time.Time) (store.Session, error) {
-	sessions := sh.owners[owner]
-	for id, old := range sessions {
-		if old.Expired(now) {
-			delete(sessions, id)
-			t.forget(owner, old)
+func (t *sessionTable) createLocked(sh *tableShard, d ownerDigest, owner store.Owner, s store.Session, tag string, maxPerOwner int, limits tableLimits, now time.Time) (store.Session, error) {
+	e := sh.owners[d]
+	if e != nil {
+		for i := 0; i < len(e.sessions); {
+			if old := e.sessions[i]; old.Expired(now) {
+				t.unlink(sh, keyOf(d, idKeyOf(old.ID)), old) // moves the last one to i
+				if len(e.sessions) == 0 {
+					e = nil // and the entry has gone
+					break
+				}
+				continue
+			}
+			i++
 		}
 	}
-	if len(sessions) >= maxPerOwner {
+	if e != nil && len(e.sessions) >= maxPerOwner || maxPerOwner <= 0 {
 		return store.Session{}, store.ErrTooManySessions
 	}
 	// The caps are checked and the counts raised under this shard's lock
@@ -158,44 +269,53 @@ func (t *sessionTable) createLocked(sh *tableShard, owner store.Owner, s store.S
 	if t.live.Load() >= int64(limits.live) || t.bytes.Load()+size > limits.bytes {
 		return store.Session{}, store.ErrStoreFull
 	}
-	if sessions == nil {
-		sessions = map[string]*store.Session{}
-		sh.owners[owner] = sessions
-	}
-	if _, taken := sessions[s.ID]; taken {
+	k := keyOf(d, idKeyOf(s.ID))
+	if _, taken := sh.sessions[k]; taken {
 		// 128 random bits never collide in practice; refuse rather than
 		// overwrite if they ever do.
 		return store.Session{}, fmt.Errorf("session id collision")
 	}
+	if e == nil {
+		e = &ownerEntry{owner: owner}
+		sh.owners[d] = e
+	}
 	s.Revision = 1
 	s.Tag = tag
 	stored := s
-	sessions[s.ID] = &stored
+	sh.sessions[k] = &stored
+	e.sessions = append(e.sessions, &stored)
 	t.live.Add(1)
 	t.bytes.Add(size)
 	return s, nil
 }
 
 func (t *sessionTable) list(owner store.Owner, now time.Time) []store.Session {
-	sh := t.shard(owner)
+	d := digestOf(owner)
+	sh := t.shard(d)
 	sh.mu.RLock()
-	sessions := sh.owners[owner]
-	out := make([]store.Session, 0, len(sessions))
-	for _, s := range sessions {
-		if !s.Expired(now) {
-			out = append(out, *s)
+	var out []store.Session
+	if e := sh.owners[d]; e != nil {
+		out = make([]store.Session, 0, len(e.sessions))
+		for _, s := range e.sessions {
+			if !s.Expired(now) {
+				out = append(out, *s)
+			}
 		}
 	}
 	sh.mu.RUnlock()
 	store.Sort(out)
+	if out == nil {
+		out = []store.Session{}
+	}
 	return out
 }
 
 func (t *sessionTable) get(owner store.Owner, id string, now time.Time) (store.Session, error) {
-	sh := t.shard(owner)
+	d := digestOf(owner)
+	sh := t.shard(d)
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
-	s, ok := sh.owners[owner][id]
+	_, s, ok := lookup(sh, d, id)
 	if !ok || s.Expired(now) {
 		return store.Session{}, store.ErrNotFound
 	}
@@ -204,26 +324,25 @@ func (t *sessionTable) get(owner store.Owner, id string, now time.Time) (store.S
 
 // liveSession returns the owner's live session id under the shard's held
 // write lock, removing it if it has expired.
-func (t *sessionTable) liveSession(sh *tableShard, owner store.Owner, id string, now time.Time) (*store.Session, bool) {
-	sessions := sh.owners[owner]
-	s, ok := sessions[id]
+func (t *sessionTable) liveSession(sh *tableShard, d ownerDigest, id string, now time.Time) (sessionKey, *store.Session, bool) {
+	k, s, ok := lookup(sh, d, id)
 	if !ok {
-		return nil, false
+		return k, nil, false
 	}
 	if s.Expired(now) {
-		delete(sessions, id)
-		t.forget(owner, s)
-		return nil, false
+		t.unlink(sh, k, s)
+		return k, nil, false
 	}
-	return s, true
+	return k, s, true
 }
 
 func (t *sessionTable) update(owner store.Owner, id string, payload json.RawMessage, cond *store.IfMatch, maxBytes int64, now time.Time) (store.Session, error) {
 	tag := store.NewTag() // outside the lock
-	sh := t.shard(owner)
+	d := digestOf(owner)
+	sh := t.shard(d)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	s, ok := t.liveSession(sh, owner, id, now)
+	_, s, ok := t.liveSession(sh, d, id, now)
 	if !ok {
 		return store.Session{}, store.ErrNotFound
 	}
@@ -245,79 +364,89 @@ func (t *sessionTable) update(owner store.Owner, id string, payload json.RawMess
 }
 
 func (t *sessionTable) remove(owner store.Owner, id string, cond *store.IfMatch, now time.Time) error {
-	sh := t.shard(owner)
+	d := digestOf(owner)
+	sh := t.shard(d)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	s, ok := t.liveSession(sh, owner, id, now)
+	k, s, ok := t.liveSession(sh, d, id, now)
 	if !ok {
 		return store.ErrNotFound
 	}
 	if cond != nil && !cond.Matches(s.ETag()) { // no ETag made without If-Match
 		return store.ErrPreconditionFailed
 	}
-	sessions := sh.owners[owner]
-	delete(sessions, id)
-	t.forget(owner, s)
-	if len(sessions) == 0 {
-		delete(sh.owners, owner)
-	}
+	t.unlink(sh, k, s)
 	return nil
 }
 
 // removeAll removes every session of owner but except, under the shard's
 // lock, and counts the live ones it removed.
 func (t *sessionTable) removeAll(owner store.Owner, except string, now time.Time) int {
-	sh := t.shard(owner)
+	d := digestOf(owner)
+	sh := t.shard(d)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	sessions := sh.owners[owner]
+	e := sh.owners[d]
+	if e == nil {
+		return 0
+	}
 	n := 0
-	for id, s := range sessions {
-		if id == except {
+	for _, s := range slices.Clone(e.sessions) { // unlink edits e.sessions
+		if s.ID == except {
 			continue
 		}
 		if !s.Expired(now) {
 			n++
 		}
-		delete(sessions, id)
-		t.forget(owner, s)
-	}
-	if len(sessions) == 0 {
-		delete(sh.owners, owner)
+		t.unlink(sh, keyOf(d, idKeyOf(s.ID)), s)
 	}
 	return n
 }
 
 // sweep removes expired sessions, one shard at a time: no lock is held
-// across shards, so requests go on during a sweep of any size.
+// across shards, so requests go on during a sweep of any size. A shard is
+// read under its read lock, which lookups share, and write-locked only when
+// something in it is due, for just the removals (each checked again:
+// an update may have come in between).
 func (t *sessionTable) sweep(now time.Time) (removed int) {
+	var due []sessionKey
 	for i := range t.shards {
 		sh := &t.shards[i]
-		sh.mu.Lock()
-		for k, r := range sh.idem {
-			if !now.Before(r.until) {
-				delete(sh.idem, k)
-				t.bytes.Add(-idemSize(k, r))
+		due = due[:0]
+		idemDue := false
+		sh.mu.RLock()
+		for k, s := range sh.sessions {
+			if s.Expired(now) {
+				due = append(due, k)
 			}
 		}
-		for owner, sessions := range sh.owners {
-			for id, s := range sessions {
-				if s.Expired(now) {
-					delete(sessions, id)
-					t.bytes.Add(-storedSize(owner, s))
+		for _, r := range sh.idem {
+			if !now.Before(r.until) {
+				idemDue = true
+				break
+			}
+		}
+		sh.mu.RUnlock()
+		if len(due) > 0 || idemDue {
+			sh.mu.Lock()
+			for k, r := range sh.idem {
+				if !now.Before(r.until) {
+					delete(sh.idem, k)
+					t.bytes.Add(-idemSize(k, r))
+				}
+			}
+			for _, k := range due {
+				if s, ok := sh.sessions[k]; ok && s.Expired(now) {
+					t.unlink(sh, k, s)
 					removed++
 				}
 			}
-			if len(sessions) == 0 {
-				delete(sh.owners, owner)
-			}
+			sh.mu.Unlock()
 		}
-		sh.mu.Unlock()
 		if t.afterShard != nil {
 			t.afterShard(i)
 		}
 	}
-	t.live.Add(int64(-removed))
 	return removed
 }
 
@@ -327,8 +456,8 @@ func (t *sessionTable) countByApp() map[string]int {
 	for i := range t.shards {
 		sh := &t.shards[i]
 		sh.mu.RLock()
-		for owner, sessions := range sh.owners {
-			apps[owner.App] += len(sessions)
+		for _, e := range sh.owners {
+			apps[e.owner.App] += len(e.sessions)
 		}
 		sh.mu.RUnlock()
 	}

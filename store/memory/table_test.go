@@ -62,6 +62,62 @@ func TestSessionTableLifecycle(t *testing.T) {
 	}
 }
 
+// TestSessionTableKeys: ids of NewID's form are keyed by the bytes they
+// stand for, any other id by its hash; the two kinds never meet, even for
+// the same 16 bytes written otherwise, and owners are told apart in full.
+func TestSessionTableKeys(t *testing.T) {
+	tbl := newSessionTable()
+	alice := store.Owner{App: "/app", Issuer: "https://issuer.example", Subject: "alice"}
+	ids := []string{
+		"AAAAAAAAAAAAAAAAAAAAAA", // 16 zero bytes, NewID's form
+		"AAAAAAAAAAAAAAAAAAAAAB", // the same bytes, spelt with stray low bits: another id
+		"AAAAAAAAAAAAAAAAAAAAA",  // 21 characters
+		"a", "a.b~c", strings.Repeat("z", 128),
+		"AAAAAAAAAAAAAAAAAAAAA=", // padded: not base64url without padding
+	}
+	for i, id := range ids {
+		s := store.Session{ID: id, Created: t0, LastActive: t0, Timeout: time.Hour, Payload: json.RawMessage(fmt.Sprintf(`{"n":%d}`, i))}
+		if _, err := tbl.create(alice, s, 100, tableLimits{1000, 1 << 40}, t0); err != nil {
+			t.Fatalf("create %q: %v", id, err)
+		}
+	}
+	for i, id := range ids {
+		got, err := tbl.get(alice, id, t0)
+		if err != nil || got.ID != id || string(got.Payload) != fmt.Sprintf(`{"n":%d}`, i) {
+			t.Fatalf("get %q: %+v %v", id, got, err)
+		}
+	}
+	if list := tbl.list(alice, t0); len(list) != len(ids) {
+		t.Fatalf("list: %d sessions, want %d", len(list), len(ids))
+	}
+	// Owners that share parts, or whose parts join to the same text.
+	for _, other := range []store.Owner{
+		{App: "/app", Issuer: "https://issuer.example", Subject: "alicE"},
+		{App: "/app", Issuer: "https://issuer.example/", Subject: "alice"},
+		{App: "/ap", Issuer: "phttps://issuer.example", Subject: "alice"},
+		{App: "/app", Subject: "alice"},
+	} {
+		if _, err := tbl.get(other, ids[0], t0); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("%+v reads alice's session: %v", other, err)
+		}
+	}
+	if err := tbl.remove(alice, ids[1], nil, t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tbl.get(alice, ids[0], t0); err != nil {
+		t.Fatalf("removing %q removed %q: %v", ids[1], ids[0], err)
+	}
+	if n := tbl.removeAll(alice, ids[3], t0); n != len(ids)-2 {
+		t.Fatalf("removeAll: %d removed, want %d", n, len(ids)-2)
+	}
+	if list := tbl.list(alice, t0); len(list) != 1 || list[0].ID != ids[3] {
+		t.Fatalf("after removeAll except %q: %+v", ids[3], list)
+	}
+	if tbl.live.Load() != 1 {
+		t.Fatalf("live %d, want 1", tbl.live.Load())
+	}
+}
+
 func TestSessionTableIsolation(t *testing.T) {
 	tbl := newSessionTable()
 	alice := store.Owner{App: "/app", Subject: "alice"}
