@@ -67,11 +67,22 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer $token"
 LUA
 
+# cpu_ticks: the CPU time Caddy's process has used (user + system), in
+# clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$caddy_pid/stat"; }
+tick_us=$((1000000 / $(getconf CLK_TCK)))
+
 # run NAME URL: one wrk run at $conns connections; prints "req/s p50 p99"
-# and keeps the req/s under NAME.
+# and the CPU time Caddy spent per request, and keeps both under NAME. CPU
+# per request does not count time the machine gave to others (a virtual
+# machine's steal), which moves req/s from one run to the next.
 run() {
-	local out rps p50 p99
+	local out rps p50 p99 before after requests cpu
+	before=$(cpu_ticks)
 	out=$("${pin_load[@]}" wrk -t"$THREADS" -c"$conns" -d"$DURATION" --latency -s "$work/put.lua" "$2")
+	after=$(cpu_ticks)
+	requests=$(awk '/requests in/ {print $1}' <<<"$out")
+	cpu=$(awk -v t=$((after - before)) -v us="$tick_us" -v n="$requests" 'BEGIN {printf "%.1f", t * us / n}')
 	rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
 	p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
 	p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
@@ -80,11 +91,17 @@ run() {
 		grep "Non-2xx" <<<"$out" >&2
 		exit 1
 	fi
-	printf '  %-22s %10s req/s   p50 %-9s p99 %s\n' "$1" "$rps" "$p50" "$p99"
+	printf '  %-22s %10s req/s   p50 %-9s p99 %-9s Caddy CPU %s µs/request\n' "$1" "$rps" "$p50" "$p99" "$cpu"
 	echo "$rps" >>"$work/$1"
+	echo "$cpu" >>"$work/$1.cpu"
 }
 
 median() { sort -n "$work/$1" | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+# paired FILE1 FILE2: the median of the rounds' ratios FILE1/FILE2.
+paired() {
+	paste "$work/$1" "$work/$2" | awk '{print $1 / $2}' | sort -n |
+		awk '{a[NR]=$1} END {printf "%.2f", a[int((NR+1)/2)]}'
+}
 
 pinned="not pinned"
 [ ${#pin_caddy[@]} -gt 0 ] && pinned="Caddy on cores ${pin_caddy[2]}, wrk and Redis on ${pin_load[2]}"
@@ -123,10 +140,26 @@ for conns in $CONNECTIONS; do
 		mod=$mod-$conns base=$base-$conns
 		m=$(median "$mod")
 		b=$(median "$base")
-		paired=$(paste "$work/$mod" "$work/$base" | awk '{print $1 / $2}' | sort -n |
-			awk '{a[NR]=$1} END {printf "%.2f", a[int((NR+1)/2)]}')
+		paired=$(paired "$mod" "$base")
 		awk -v m="$m" -v b="$b" -v mod="$mod" -v base="$base" -v goal="$goal" -v paired="$paired" 'BEGIN {
 			printf "  %-18s %10.0f  vs %-17s %10.0f  ratio of medians %.2f, median of round ratios %s (goal %s)\n", mod, m, base, b, m / b, paired, goal
+		}'
+	done
+done
+# The same pairs by Caddy's CPU time per request (baseline / module: what
+# the ratio of req/s would be if Caddy's core were all it had, and never
+# taken from it). For the Redis route Redis's own CPU is not counted.
+echo
+echo "Caddy CPU per request (µs, medians) and ratios (baseline / module)"
+for conns in $CONNECTIONS; do
+	for pair in "serve-put respond" "forward-put reverse_proxy" "serve-put-redis respond"; do
+		read -r mod base <<<"$pair"
+		mod=$mod-$conns base=$base-$conns
+		m=$(median "$mod.cpu")
+		b=$(median "$base.cpu")
+		paired=$(paired "$base.cpu" "$mod.cpu")
+		awk -v m="$m" -v b="$b" -v mod="$mod" -v base="$base" -v paired="$paired" 'BEGIN {
+			printf "  %-18s %8.1f  vs %-17s %8.1f  ratio of medians %.2f, median of round ratios %s\n", mod, m, base, b, b / m, paired
 		}'
 	done
 done
