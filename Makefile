@@ -22,7 +22,8 @@ GO_SOURCES := $(wildcard *.go */*.go */*/*.go) go.mod go.sum $(wildcard openapi/
 
 .PHONY: run build test bench fuzz
 
-FUZZ_TARGETS := FuzzServeHTTP FuzzBearerToken FuzzCaddyfile FuzzParseJSON FuzzRawTarget
+# A target of another package is written <package>:<target>.
+FUZZ_TARGETS := FuzzServeHTTP FuzzBearerToken FuzzCaddyfile FuzzParseJSON FuzzRawTarget ./store/memory:FuzzIDKey
 # How long make fuzz explores each target.
 LONG_FUZZTIME ?= 5m
 
@@ -63,8 +64,9 @@ test:
 fuzz:
 	@echo "a failing input is written to testdata/fuzz/<target>/; inputs that widen coverage go to $$(go env GOCACHE)/fuzz"
 	@for target in $(FUZZ_TARGETS); do \
-		echo "fuzzing $$target for $(LONG_FUZZTIME)"; \
-		go test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(LONG_FUZZTIME) . 2>&1 | grep -v -e '^{"level"' -e '^fuzz: elapsed'; \
+		pkg=.; case $$target in *:*) pkg=$${target%%:*}; target=$${target#*:};; esac; \
+		echo "fuzzing $$target in $$pkg for $(LONG_FUZZTIME)"; \
+		go test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(LONG_FUZZTIME) $$pkg 2>&1 | grep -v -e '^{"level"' -e '^fuzz: elapsed'; \
 		test $${PIPESTATUS[0]} -eq 0 || exit 1; \
 	done
 

@@ -193,6 +193,29 @@ func (t *sessionTable) unlink(sh *tableShard, k sessionKey, s *store.Session) {
 	}
 }
 
+// prune removes from the owner of digest d (entry e) every session that
+// goes says must go, in one pass over its list, and the entry once none
+// is left; sh's write lock is held. It returns the sessions removed.
+func (t *sessionTable) prune(sh *tableShard, d ownerDigest, e *ownerEntry, goes func(*store.Session) bool) []*store.Session {
+	var gone []*store.Session
+	kept := e.sessions[:0]
+	for _, s := range e.sessions {
+		if !goes(s) {
+			kept = append(kept, s)
+			continue
+		}
+		delete(sh.sessions, keyOf(d, idKeyOf(s.ID)))
+		t.forget(e.owner, s)
+		gone = append(gone, s)
+	}
+	clear(e.sessions[len(kept):])
+	e.sessions = kept
+	if len(kept) == 0 {
+		delete(sh.owners, d)
+	}
+	return gone
+}
+
 // lookup finds the session id of the owner of digest d in sh, under a held
 // lock.
 func lookup(sh *tableShard, d ownerDigest, id string) (sessionKey, *store.Session, bool) {
@@ -246,16 +269,9 @@ func (t *sessionTable) createOnce(owner store.Owner, s store.Session, maxPerOwne
 func (t *sessionTable) createLocked(sh *tableShard, d ownerDigest, owner store.Owner, s store.Session, tag string, maxPerOwner int, limits tableLimits, now time.Time) (store.Session, error) {
 	e := sh.owners[d]
 	if e != nil {
-		for i := 0; i < len(e.sessions); {
-			if old := e.sessions[i]; old.Expired(now) {
-				t.unlink(sh, keyOf(d, idKeyOf(old.ID)), old) // moves the last one to i
-				if len(e.sessions) == 0 {
-					e = nil // and the entry has gone
-					break
-				}
-				continue
-			}
-			i++
+		t.prune(sh, d, e, func(old *store.Session) bool { return old.Expired(now) })
+		if len(e.sessions) == 0 {
+			e = nil // the entry has gone with them
 		}
 	}
 	if e != nil && len(e.sessions) >= maxPerOwner || maxPerOwner <= 0 {
@@ -391,14 +407,10 @@ func (t *sessionTable) removeAll(owner store.Owner, except string, now time.Time
 		return 0
 	}
 	n := 0
-	for _, s := range slices.Clone(e.sessions) { // unlink edits e.sessions
-		if s.ID == except {
-			continue
-		}
+	for _, s := range t.prune(sh, d, e, func(s *store.Session) bool { return s.ID != except }) {
 		if !s.Expired(now) {
 			n++
 		}
-		t.unlink(sh, keyOf(d, idKeyOf(s.ID)), s)
 	}
 	return n
 }
@@ -407,17 +419,19 @@ func (t *sessionTable) removeAll(owner store.Owner, except string, now time.Time
 // across shards, so requests go on during a sweep of any size. A shard is
 // read under its read lock, which lookups share, and write-locked only when
 // something in it is due, for just the removals (each checked again:
-// an update may have come in between).
+// an update may have come in between). An owner's list is mended once for
+// all its sessions that go.
 func (t *sessionTable) sweep(now time.Time) (removed int) {
-	var due []sessionKey
+	due := map[ownerDigest]struct{}{} // the owners of a shard with sessions to remove
+	expired := func(s *store.Session) bool { return s.Expired(now) }
 	for i := range t.shards {
 		sh := &t.shards[i]
-		due = due[:0]
+		clear(due)
 		idemDue := false
 		sh.mu.RLock()
 		for k, s := range sh.sessions {
 			if s.Expired(now) {
-				due = append(due, k)
+				due[k.owner] = struct{}{}
 			}
 		}
 		for _, r := range sh.idem {
@@ -435,10 +449,9 @@ func (t *sessionTable) sweep(now time.Time) (removed int) {
 					t.bytes.Add(-idemSize(k, r))
 				}
 			}
-			for _, k := range due {
-				if s, ok := sh.sessions[k]; ok && s.Expired(now) {
-					t.unlink(sh, k, s)
-					removed++
+			for d := range due {
+				if e := sh.owners[d]; e != nil {
+					removed += len(t.prune(sh, d, e, expired))
 				}
 			}
 			sh.mu.Unlock()
