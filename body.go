@@ -277,7 +277,7 @@ func compact(v []byte) json.RawMessage {
 		return nil
 	}
 	if bytes.IndexAny(v, " \t\r\n") < 0 {
-		return v // no white space at all, in strings or out
+		return v[:len(v):len(v)] // no white space at all; capped: an append copies
 	}
 	var b bytes.Buffer
 	if err := json.Compact(&b, v); err != nil {
