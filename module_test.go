@@ -279,11 +279,16 @@ func TestPassThroughOffContract(t *testing.T) {
 			t.Errorf("%s: %d %q, want 400", p, r.status, r.body)
 		}
 	}
-	// An app prefix is bounded and free of control characters.
-	for _, p := range []string{"/" + strings.Repeat("a", 300) + "/accounts/sessions", "/a%00b/accounts/sessions", "/a%0Ab/accounts/sessions"} {
+	// An app prefix is bounded and free of control characters: up to 256
+	// bytes, counted without its leading "/" (found from outside: the
+	// bound counted the "/").
+	for _, p := range []string{"/" + strings.Repeat("a", 257) + "/accounts/sessions", "/" + strings.Repeat("a", 300) + "/accounts/sessions", "/a%00b/accounts/sessions", "/a%0Ab/accounts/sessions"} {
 		if r := call(t, tc, request{method: "GET", path: p, token: tokenFor(t, "near")}); r.status != 400 {
 			t.Errorf("%.40s…: %d, want 400", p, r.status)
 		}
+	}
+	if p := "/" + strings.Repeat("a", 256) + "/accounts/sessions"; call(t, tc, request{method: "GET", path: p, token: tokenFor(t, "near")}).status != 200 {
+		t.Errorf("a 256-byte app prefix is refused")
 	}
 }
 

@@ -145,7 +145,7 @@ func parseRoute(path string) (route, bool) {
 // stored under it. (A routed path is canonical: it holds no control
 // characters.)
 func checkApp(app string) *problem {
-	if len(app) <= maxAppLength {
+	if len(strings.TrimPrefix(app, "/")) <= maxAppLength { // counted as the README says: without its "/"
 		return nil
 	}
 	p := newProblem(kindInvalidRequest, "the app prefix before /accounts/sessions is at most 256 bytes")
