@@ -346,7 +346,8 @@ func compileResponses(responses *v3.Responses, opts *config.ValidationOptions, v
 
 // isJSONMediaType: application/json or application/*+json.
 func isJSONMediaType(mt string) bool {
-	mt = strings.ToLower(strings.TrimSpace(strings.SplitN(mt, ";", 2)[0]))
+	mt, _, _ = strings.Cut(mt, ";")
+	mt = strings.ToLower(strings.TrimSpace(mt))
 	return mt == "application/json" || strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")
 }
 

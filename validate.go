@@ -24,17 +24,17 @@ import (
 // application/*+json too). It also says whether the body is JSON.
 func checkMediaType(r *http.Request, declared []string) (isJSON bool, p *problem) {
 	contentType := r.Header.Get("Content-Type")
-	if contentType == "application/json" && slices.Contains(declared, contentType) {
-		return true, nil // the common case, parsed the same way without a map
-	}
 	if mt, ok := declaredMediaType(contentType, declared); ok {
 		if !isJSONMediaType(mt) {
 			return false, nil
 		}
 		// JSON is UTF-8 (RFC 8259 §8.1): a body declared in another
-		// charset would be read otherwise than it was checked.
-		if _, params, _ := mime.ParseMediaType(contentType); params["charset"] != "" && !strings.EqualFold(params["charset"], "utf-8") {
-			return false, newProblem(kindUnsupportedMediaType, "send JSON as UTF-8")
+		// charset would be read otherwise than it was checked. A header
+		// that is its bare media type has no parameters to read.
+		if contentType != mt {
+			if _, params, _ := mime.ParseMediaType(contentType); params["charset"] != "" && !strings.EqualFold(params["charset"], "utf-8") {
+				return false, newProblem(kindUnsupportedMediaType, "send JSON as UTF-8")
+			}
 		}
 		return true, nil
 	}
@@ -45,6 +45,9 @@ func checkMediaType(r *http.Request, declared []string) (isJSON bool, p *problem
 // types (exact, type/*, */*; a declared application/json accepts any
 // application/*+json too), and returns the header's media type.
 func declaredMediaType(contentType string, declared []string) (string, bool) {
+	if contentType == "application/json" && slices.Contains(declared, contentType) {
+		return contentType, true // the common case, matched the same way without mime's map
+	}
 	mt, _, err := mime.ParseMediaType(contentType)
 	if err != nil {
 		return "", false
@@ -258,10 +261,7 @@ func (c *contract) checkResponse(r *http.Request, rt route, resp *http.Response,
 	if len(d.mediaTypes) == 0 {
 		return nil // nothing declared about the body
 	}
-	mt, ok := resp.Header.Get("Content-Type"), true
-	if mt != "application/json" || !slices.Contains(d.mediaTypes, mt) { // else the common case, without a map
-		mt, ok = declaredMediaType(mt, d.mediaTypes)
-	}
+	mt, ok := declaredMediaType(resp.Header.Get("Content-Type"), d.mediaTypes)
 	if !ok {
 		return []fieldError{{Location: "Content-Type", Message: "not a media type declared for status " + strconv.Itoa(resp.StatusCode)}}
 	}

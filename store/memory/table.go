@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -102,15 +101,6 @@ type ownerEntry struct {
 	sessions []*store.Session
 }
 
-// drop removes s from the entry's list.
-func (e *ownerEntry) drop(s *store.Session) {
-	if i := slices.Index(e.sessions, s); i >= 0 {
-		last := len(e.sessions) - 1
-		e.sessions[i], e.sessions[last] = e.sessions[last], nil
-		e.sessions = e.sessions[:last]
-	}
-}
-
 // idemKey is one owner's Idempotency-Key.
 type idemKey struct {
 	owner store.Owner
@@ -179,25 +169,12 @@ func (t *sessionTable) forget(owner store.Owner, s *store.Session) {
 	t.bytes.Add(-storedSize(owner, s))
 }
 
-// unlink removes the session under k from sh (its map and its owner's
-// list, and the owner once it has none left) and accounts for it; sh's
-// write lock is held.
-func (t *sessionTable) unlink(sh *tableShard, k sessionKey, s *store.Session) {
-	delete(sh.sessions, k)
-	if e := sh.owners[k.owner]; e != nil {
-		e.drop(s)
-		if len(e.sessions) == 0 {
-			delete(sh.owners, k.owner)
-		}
-		t.forget(e.owner, s)
-	}
-}
-
 // prune removes from the owner of digest d (entry e) every session that
-// goes says must go, in one pass over its list, and the entry once none
-// is left; sh's write lock is held. It returns the sessions removed.
-func (t *sessionTable) prune(sh *tableShard, d ownerDigest, e *ownerEntry, goes func(*store.Session) bool) []*store.Session {
-	var gone []*store.Session
+// goes says must go, in one pass over its list (from the shard's map too,
+// and accounted for), and the entry once none is left; sh's write lock is
+// held. It returns how many it removed, and how many of those were live
+// at now.
+func (t *sessionTable) prune(sh *tableShard, d ownerDigest, e *ownerEntry, now time.Time, goes func(*store.Session) bool) (removed, live int) {
 	kept := e.sessions[:0]
 	for _, s := range e.sessions {
 		if !goes(s) {
@@ -206,25 +183,33 @@ func (t *sessionTable) prune(sh *tableShard, d ownerDigest, e *ownerEntry, goes 
 		}
 		delete(sh.sessions, keyOf(d, idKeyOf(s.ID)))
 		t.forget(e.owner, s)
-		gone = append(gone, s)
+		removed++
+		if !s.Expired(now) {
+			live++
+		}
 	}
 	clear(e.sessions[len(kept):])
 	e.sessions = kept
 	if len(kept) == 0 {
 		delete(sh.owners, d)
 	}
-	return gone
+	return removed, live
+}
+
+// unlink removes the session s of the owner of digest d, as prune does.
+func (t *sessionTable) unlink(sh *tableShard, d ownerDigest, s *store.Session, now time.Time) {
+	t.prune(sh, d, sh.owners[d], now, func(x *store.Session) bool { return x == s })
 }
 
 // lookup finds the session id of the owner of digest d in sh, under a held
 // lock.
-func lookup(sh *tableShard, d ownerDigest, id string) (sessionKey, *store.Session, bool) {
+func lookup(sh *tableShard, d ownerDigest, id string) (*store.Session, bool) {
 	k := keyOf(d, idKeyOf(id))
 	s, ok := sh.sessions[k]
 	if ok && k.hashed && s.ID != id {
 		ok = false // two ids whose SHA-256 share 128 bits
 	}
-	return k, s, ok
+	return s, ok
 }
 
 func (t *sessionTable) create(owner store.Owner, s store.Session, maxPerOwner int, limits tableLimits, now time.Time) (store.Session, error) {
@@ -269,7 +254,7 @@ func (t *sessionTable) createOnce(owner store.Owner, s store.Session, maxPerOwne
 func (t *sessionTable) createLocked(sh *tableShard, d ownerDigest, owner store.Owner, s store.Session, tag string, maxPerOwner int, limits tableLimits, now time.Time) (store.Session, error) {
 	e := sh.owners[d]
 	if e != nil {
-		t.prune(sh, d, e, func(old *store.Session) bool { return old.Expired(now) })
+		t.prune(sh, d, e, now, func(old *store.Session) bool { return old.Expired(now) })
 		if len(e.sessions) == 0 {
 			e = nil // the entry has gone with them
 		}
@@ -331,7 +316,7 @@ func (t *sessionTable) get(owner store.Owner, id string, now time.Time) (store.S
 	sh := t.shard(d)
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
-	_, s, ok := lookup(sh, d, id)
+	s, ok := lookup(sh, d, id)
 	if !ok || s.Expired(now) {
 		return store.Session{}, store.ErrNotFound
 	}
@@ -340,16 +325,16 @@ func (t *sessionTable) get(owner store.Owner, id string, now time.Time) (store.S
 
 // liveSession returns the owner's live session id under the shard's held
 // write lock, removing it if it has expired.
-func (t *sessionTable) liveSession(sh *tableShard, d ownerDigest, id string, now time.Time) (sessionKey, *store.Session, bool) {
-	k, s, ok := lookup(sh, d, id)
+func (t *sessionTable) liveSession(sh *tableShard, d ownerDigest, id string, now time.Time) (*store.Session, bool) {
+	s, ok := lookup(sh, d, id)
 	if !ok {
-		return k, nil, false
+		return nil, false
 	}
 	if s.Expired(now) {
-		t.unlink(sh, k, s)
-		return k, nil, false
+		t.unlink(sh, d, s, now)
+		return nil, false
 	}
-	return k, s, true
+	return s, true
 }
 
 func (t *sessionTable) update(owner store.Owner, id string, payload json.RawMessage, cond *store.IfMatch, maxBytes int64, now time.Time) (store.Session, error) {
@@ -358,7 +343,7 @@ func (t *sessionTable) update(owner store.Owner, id string, payload json.RawMess
 	sh := t.shard(d)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	_, s, ok := t.liveSession(sh, d, id, now)
+	s, ok := t.liveSession(sh, d, id, now)
 	if !ok {
 		return store.Session{}, store.ErrNotFound
 	}
@@ -384,14 +369,14 @@ func (t *sessionTable) remove(owner store.Owner, id string, cond *store.IfMatch,
 	sh := t.shard(d)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	k, s, ok := t.liveSession(sh, d, id, now)
+	s, ok := t.liveSession(sh, d, id, now)
 	if !ok {
 		return store.ErrNotFound
 	}
 	if cond != nil && !cond.Matches(s.ETag()) { // no ETag made without If-Match
 		return store.ErrPreconditionFailed
 	}
-	t.unlink(sh, k, s)
+	t.unlink(sh, d, s, now)
 	return nil
 }
 
@@ -406,13 +391,8 @@ func (t *sessionTable) removeAll(owner store.Owner, except string, now time.Time
 	if e == nil {
 		return 0
 	}
-	n := 0
-	for _, s := range t.prune(sh, d, e, func(s *store.Session) bool { return s.ID != except }) {
-		if !s.Expired(now) {
-			n++
-		}
-	}
-	return n
+	_, live := t.prune(sh, d, e, now, func(s *store.Session) bool { return s.ID != except })
+	return live
 }
 
 // sweep removes expired sessions, one shard at a time: no lock is held
@@ -451,7 +431,8 @@ func (t *sessionTable) sweep(now time.Time) (removed int) {
 			}
 			for d := range due {
 				if e := sh.owners[d]; e != nil {
-					removed += len(t.prune(sh, d, e, expired))
+					n, _ := t.prune(sh, d, e, now, expired)
+					removed += n
 				}
 			}
 			sh.mu.Unlock()

@@ -217,14 +217,7 @@ func TestEvictionPolicy(t *testing.T) {
 	t.Cleanup(func() { st.Cleanup() })
 	o := store.Owner{App: "/e", Subject: "evicted"}
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	var ids []string
-	for range 3 {
-		s, err := st.Create(ctx, o, store.Session{ID: store.NewID(), Created: now, LastActive: now, Timeout: time.Hour}, 3, nil, now)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, s.ID)
-	}
+	ids := createSessions(t, st, o, 3, 3, now)
 	// Redis evicts two sessions' keys (as allkeys-lru would under pressure).
 	prefix, index := st.ownerKeys(o)
 	admin.Del(ctx, prefix+ids[0], prefix+ids[1])

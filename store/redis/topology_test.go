@@ -165,6 +165,21 @@ func contains(list []string, v string) bool {
 	return false
 }
 
+// createSessions creates n sessions of an hour for o (at most maxPerOwner) and
+// returns their ids.
+func createSessions(t *testing.T, st *Store, o store.Owner, n, maxPerOwner int, now time.Time) []string {
+	t.Helper()
+	var ids []string
+	for range n {
+		s, err := st.Create(context.Background(), o, store.Session{ID: store.NewID(), Created: now, LastActive: now, Timeout: time.Hour}, maxPerOwner, nil, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, s.ID)
+	}
+	return ids
+}
+
 // testDeleteAllKeys: delete all reaches the session keys themselves (by
 // the prefix it is given, in the owner's slot), not only the index.
 func testDeleteAllKeys(t *testing.T, cfg Store) {
@@ -172,14 +187,7 @@ func testDeleteAllKeys(t *testing.T, cfg Store) {
 	ctx := context.Background()
 	o := store.Owner{App: "/all", Subject: "everywhere"}
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	var ids []string
-	for range 3 {
-		s, err := st.Create(ctx, o, store.Session{ID: store.NewID(), Created: now, LastActive: now, Timeout: time.Hour}, 10, nil, now)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, s.ID)
-	}
+	ids := createSessions(t, st, o, 3, 10, now)
 	if n, err := st.DeleteAll(ctx, o, ids[0], now); err != nil || n != 2 {
 		t.Fatalf("delete all but one: %d %v", n, err)
 	}
