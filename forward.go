@@ -2,9 +2,11 @@ package ownidsessions
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,9 +26,10 @@ const defaultResponseBuffer = 1 << 20
 // forward hands a request that passed the checks to the next handler, with
 // the body it read put back byte for byte, and checks the answer against the
 // contract unless validate_responses is off. It returns the outcome for the
-// metrics ("forwarded", or the class of the status sent) and the module's
-// own time: before the next handler, and the check after it.
-func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt route, body *requestBody, next caddyhttp.Handler, start time.Time) (outcome string, own time.Duration, err error) {
+// metrics ("forwarded", or the class of the status sent), the problem type
+// of an answer it refused, and the module's own time: before the next
+// handler, and the check after it.
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt route, body *requestBody, next caddyhttp.Handler, start time.Time) (outcome, problemSlug string, own time.Duration, err error) {
 	own = time.Since(start)
 	outcome = "forwarded"
 	r.Trailer = nil // refused when declared; nothing after the body goes on
@@ -37,33 +40,53 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt route, body
 		r.Header.Set("Content-Length", strconv.Itoa(len(body.raw)))
 	}
 	if h.ValidateResponses == ResponsesOff {
-		return outcome, own, next.ServeHTTP(w, r)
+		return outcome, "", own, next.ServeHTTP(w, r)
 	}
 	// The contract describes bodies, not their compressed bytes: ask the
 	// backend for identity encoding (an encode handler can compress after).
 	r.Header.Del("Accept-Encoding")
 	rc := &responseCheck{w: w, limit: h.ResponseBuffer, header: w.Header().Clone(), buf: heldAnswers.Get().(*bytes.Buffer), op: rt.op}
 	defer rc.done()
-	if err := next.ServeHTTP(rc, r); err != nil {
-		return outcome, own, err
+	aborted, err := serveHeld(next, rc, r)
+	if err != nil {
+		return outcome, "", own, err
 	}
 	checked := time.Now()
 	defer func() { own += time.Since(checked) }()
+	if aborted {
+		// The backend's answer broke off (reverse_proxy aborts when its
+		// body cannot be read to the end) while it was still held: the
+		// client has had nothing of it, and gets an answer rather than a
+		// closed connection.
+		metrics.responses.WithLabelValues("incomplete").Inc()
+		h.logger.Warn("upstream answer broke off before its end",
+			zap.String("method", r.Method),
+			zap.String("path", rt.template),
+			zap.String("app", rt.app),
+			zap.String("validate_responses", h.ValidateResponses))
+		if h.ValidateResponses != ResponsesEnforce {
+			// As reverse_proxy answers a backend that fails before its
+			// answer: an error for Caddy's error handling.
+			return outcome, "", own, caddyhttp.Error(http.StatusBadGateway, errIncompleteAnswer)
+		}
+		outcome, problemSlug = refuseAnswer(w, "the upstream answer broke off before its end", nil)
+		return outcome, problemSlug, own, nil
+	}
 	if rc.streaming && rc.checkedStatus {
 		responsesValid.Inc()
-		return statusClass(rc.status), own, nil
+		return statusClass(rc.status), "", own, nil
 	}
 	if rc.streaming {
 		metrics.responses.WithLabelValues("unchecked_too_large").Inc()
-		return outcome, own, nil
+		return outcome, "", own, nil
 	}
 	if rc.status == 0 {
 		rc.status = http.StatusOK
 	}
-	if enc := rc.Header().Get("Content-Encoding"); enc != "" && enc != "identity" {
+	if encoded(rc.Header()) {
 		// The contract describes the body, not its compressed bytes.
 		metrics.responses.WithLabelValues("unchecked_encoded").Inc()
-		return outcome, own, rc.release()
+		return outcome, "", own, rc.release()
 	}
 	resp := &http.Response{
 		StatusCode:    rc.status,
@@ -76,7 +99,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt route, body
 	outcome = statusClass(rc.status)
 	if len(errs) == 0 {
 		responsesValid.Inc()
-		return outcome, own, rc.release()
+		return outcome, "", own, rc.release()
 	}
 	metrics.responses.WithLabelValues("violation").Inc()
 	// Locations only: a reason can quote a value of the body.
@@ -93,14 +116,54 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt route, body
 		zap.Any("locations", locations),
 		zap.String("validate_responses", h.ValidateResponses))
 	if h.ValidateResponses != ResponsesEnforce {
-		return outcome, own, rc.release()
+		return outcome, "", own, rc.release()
 	}
-	// The refused answer's headers are dropped with it; those that earlier
-	// handlers set (HSTS, CORS, security headers) stay, in w.Header().
-	p := newProblem(kindBadUpstreamResponse, "the upstream answer does not match the contract")
+	outcome, problemSlug = refuseAnswer(w, "the upstream answer does not match the contract", locations)
+	return outcome, problemSlug, own, nil
+}
+
+// errIncompleteAnswer is the error of a held answer that broke off.
+var errIncompleteAnswer = errors.New("upstream answer broke off before its end")
+
+// refuseAnswer answers 502 in place of a held answer. The refused answer's
+// headers are dropped with it; those that earlier handlers set (HSTS, CORS,
+// security headers) stay, in w.Header().
+func refuseAnswer(w http.ResponseWriter, detail string, locations []fieldError) (outcome, problemSlug string) {
+	p := newProblem(kindBadUpstreamResponse, detail)
 	p.errors = locations
 	p.write(w)
-	return statusClass(p.kind.status()), own, nil
+	return statusClass(p.kind.status()), problemKinds[p.kind].slug
+}
+
+// serveHeld runs the next handler with its answer held in rc. A handler
+// that gives up with http.ErrAbortHandler (reverse_proxy, when the
+// backend's body cannot be read to its end) is reported as aborted while
+// nothing of its answer has been sent; once the answer streams, the client
+// has part of it and the panic goes on as it came, closing the connection.
+func serveHeld(next caddyhttp.Handler, rc *responseCheck, r *http.Request) (aborted bool, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v != http.ErrAbortHandler || rc.streaming {
+				panic(v)
+			}
+			aborted = true
+		}
+	}()
+	return false, next.ServeHTTP(rc, r)
+}
+
+// encoded says whether the answer's body has a content coding other than
+// identity (codings are case-insensitive, RFC 9110 §8.4.1, and may be
+// listed in several fields).
+func encoded(h http.Header) bool {
+	for _, v := range h.Values("Content-Encoding") {
+		for c := range strings.SplitSeq(v, ",") {
+			if c = strings.TrimSpace(c); c != "" && !strings.EqualFold(c, "identity") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // responseCheck holds the next handler's answer, up to limit bytes, so it

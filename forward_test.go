@@ -403,3 +403,116 @@ func TestResponseCheckStreamsBodilessAnswers(t *testing.T) {
 		t.Fatalf("a 200 was not held: %q", w.Body)
 	}
 }
+
+// TestForwardBrokenAnswers: a backend answer that breaks off (a body short
+// of its Content-Length, a gzip body that does not decompress: reverse_proxy
+// gives up on both with http.ErrAbortHandler) is never sent in part while
+// it is held: enforce answers the 502 problem, report reverse_proxy's 502
+// for a failed backend; one that breaks off after it has grown past
+// response_buffer and streams closes the connection, as reverse_proxy does.
+// A Content-Encoding of identity is no encoding in any letter case, and a
+// 502 the module answers is counted with its problem type.
+func TestForwardBrokenAnswers(t *testing.T) {
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/accounts/sessions/short":
+			w.Header().Set("Content-Length", "5000")
+			io.WriteString(w, validSession)
+		case "/accounts/sessions/badgzip":
+			w.Header().Set("Content-Encoding", "gzip")
+			io.WriteString(w, validSession)
+		case "/accounts/sessions/IDENTITY":
+			w.Header().Set("Content-Encoding", "IDENTITY")
+			io.WriteString(w, `{"id":"abc","created":"yesterday","payload":[]}`)
+		case "/accounts/sessions/shortbig":
+			w.Header().Set("Content-Length", "10000")
+			io.WriteString(w, `{"payload":{"x":"`+strings.Repeat("z", 4000))
+		}
+	}))
+	t.Cleanup(be.Close)
+	tok := tokenFor(t, "fwd-broken")
+	for _, mode := range []string{"report", "enforce"} {
+		t.Run(mode, func(t *testing.T) {
+			tc := caddytest.NewTester(t)
+			tc.InitServer(forwardConfig(be.URL, mode, ""), "caddyfile")
+			for _, id := range []string{"short", "badgzip"} {
+				incomplete := testCounter(t, "incomplete")
+				refused := requestCount(t, "getSession", "5xx", "bad-upstream-response")
+				r := fwd(t, tc, request{method: "GET", path: "/accounts/sessions/" + id, token: tok})
+				if r.status != http.StatusBadGateway {
+					t.Fatalf("%s answer in %s: %d %s", id, mode, r.status, r.body)
+				}
+				if bytes.Contains(r.body, []byte(`"abc"`)) {
+					t.Errorf("%s answer in %s: part of the held answer was sent: %s", id, mode, r.body)
+				}
+				if mode == "enforce" {
+					if p := r.problem(t); p.Type != kindBadUpstreamResponse.typeURI() {
+						t.Errorf("%s answer: problem %s", id, r.body)
+					}
+					if refused() != 1 {
+						t.Errorf("%s answer: requests_total{problem=bad-upstream-response} moved by %v, want 1", id, refused())
+					}
+				}
+				if incomplete() != 1 {
+					t.Errorf("%s answer: incomplete counter moved by %v, want 1", id, incomplete())
+				}
+			}
+
+			r := fwd(t, tc, request{method: "GET", path: "/accounts/sessions/IDENTITY", token: tok})
+			if (mode == "enforce") != (r.status == http.StatusBadGateway) {
+				t.Errorf("a broken answer with Content-Encoding IDENTITY in %s: %d %s", mode, r.status, r.body)
+			}
+
+			// Past response_buffer (2 KiB) the answer streams: a break
+			// then closes the connection before the declared length.
+			req, _ := http.NewRequest("GET", base+"/accounts/sessions/shortbig", nil)
+			req.Header.Set("Authorization", "Bearer "+tok)
+			resp, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}).Do(req)
+			if err == nil {
+				n, rerr := io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if rerr == nil {
+					t.Errorf("a streamed answer that broke off after %d bytes read as complete", n)
+				}
+			}
+		})
+	}
+}
+
+// requestCount returns how much requests_total for the labels has moved
+// since the call.
+func requestCount(t *testing.T, operation, class, problem string) func() float64 {
+	t.Helper()
+	value := func() float64 {
+		var m dto.Metric
+		if err := metrics.requests.WithLabelValues(operation, class, problem).Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		return m.GetCounter().GetValue()
+	}
+	start := value()
+	return func() float64 { return value() - start }
+}
+
+func TestEncoded(t *testing.T) {
+	for _, c := range []struct {
+		values []string
+		want   bool
+	}{
+		{nil, false},
+		{[]string{""}, false},
+		{[]string{"identity"}, false},
+		{[]string{"IDENTITY"}, false},
+		{[]string{" Identity , identity"}, false},
+		{[]string{"identity", "identity"}, false},
+		{[]string{"gzip"}, true},
+		{[]string{"identity, gzip"}, true},
+		{[]string{"identity", "br"}, true},
+		{[]string{"GZIP"}, true},
+	} {
+		if got := encoded(http.Header{"Content-Encoding": c.values}); got != c.want {
+			t.Errorf("Content-Encoding %q: encoded %v, want %v", c.values, got, c.want)
+		}
+	}
+}

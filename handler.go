@@ -62,8 +62,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			body, p = h.contract.checkRequest(r, rt, requestLimits{maxBody: h.MaxBody, strict: h.Strict})
 		}
 		if p == nil && h.Mode == ModeForward {
-			outcome, own, err := h.forward(w, r, rt, body, next, start)
-			h.record(rt.operation(), outcome, "", own)
+			outcome, slug, own, err := h.forward(w, r, rt, body, next, start)
+			h.record(rt.operation(), outcome, slug, own)
 			return err
 		}
 		if p == nil {

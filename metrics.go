@@ -51,7 +51,7 @@ var metrics = struct {
 	responses: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
 		Name: "upstream_responses_total",
-		Help: "Upstream answers in forward mode by what the contract check found: valid, violation, unchecked_too_large or unchecked_encoded.",
+		Help: "Upstream answers in forward mode by what the contract check found: valid, violation, incomplete (the body broke off while held), unchecked_too_large or unchecked_encoded.",
 	}, []string{"result"}),
 	liveSessions: liveSessionsCollector{
 		desc: prometheus.NewDesc(prometheus.BuildFQName(metricsNamespace, metricsSubsystem, "live_sessions"),
