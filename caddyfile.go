@@ -93,17 +93,17 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		var err error
 		switch sub {
 		case "mode":
-			h.Mode, err = oneArg(d)
+			h.Mode, err = oneArg(d, sub)
 		case "spec":
-			h.Spec, err = oneArg(d)
+			h.Spec, err = oneArg(d, sub)
 		case "validate_responses":
-			h.ValidateResponses, err = oneArg(d)
+			h.ValidateResponses, err = oneArg(d, sub)
 		case "undescribed":
-			h.Undescribed, err = oneArg(d)
+			h.Undescribed, err = oneArg(d, sub)
 		case "app_claim":
-			h.AppClaim, err = oneArg(d)
+			h.AppClaim, err = oneArg(d, sub)
 		case "cursor_secret":
-			h.CursorSecret, err = oneArg(d)
+			h.CursorSecret, err = oneArg(d, sub)
 		case "response_buffer":
 			h.ResponseBuffer, err = sizeArg(d, sub, 1<<30)
 		case "max_body":
@@ -119,9 +119,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "strict":
 			h.Strict = true
 		case "preflight":
-			h.Preflight, err = oneArg(d)
+			h.Preflight, err = oneArg(d, sub)
 		case "resource_metadata":
-			h.ResourceMetadata, err = oneArg(d)
+			h.ResourceMetadata, err = oneArg(d, sub)
 		case "scheme":
 			args := d.RemainingArgs()
 			if len(args) < 2 {
@@ -156,7 +156,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "store":
 			var name string
-			if name, err = oneArg(d); err != nil {
+			if name, err = oneArg(d, sub); err != nil {
 				break
 			}
 			unm, uerr := caddyfile.UnmarshalModule(d, storeNamespace+"."+name)
@@ -177,17 +177,21 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-// oneArg reads the one argument of a subdirective.
-func oneArg(d *caddyfile.Dispenser) (string, error) {
+// oneArg reads the one argument of a subdirective. An empty one ("") is
+// refused: it would read as the subdirective left out.
+func oneArg(d *caddyfile.Dispenser, sub string) (string, error) {
 	if !d.NextArg() {
 		return "", d.ArgErr()
+	}
+	if d.Val() == "" {
+		return "", d.Errf("%s: takes a value, not an empty string", sub)
 	}
 	return d.Val(), nil
 }
 
 // sizeArg reads one size (64KiB, 1MB, …) from 1 byte to limit.
 func sizeArg(d *caddyfile.Dispenser, sub string, limit uint64) (int64, error) {
-	v, err := oneArg(d)
+	v, err := oneArg(d, sub)
 	if err != nil {
 		return 0, err
 	}
@@ -200,7 +204,7 @@ func sizeArg(d *caddyfile.Dispenser, sub string, limit uint64) (int64, error) {
 
 // durationArg reads one positive duration.
 func durationArg(d *caddyfile.Dispenser, sub string) (caddy.Duration, error) {
-	v, err := oneArg(d)
+	v, err := oneArg(d, sub)
 	if err != nil {
 		return 0, err
 	}
@@ -213,7 +217,7 @@ func durationArg(d *caddyfile.Dispenser, sub string) (caddy.Duration, error) {
 
 // countArg reads one positive whole number.
 func countArg(d *caddyfile.Dispenser, sub string) (int, error) {
-	v, err := oneArg(d)
+	v, err := oneArg(d, sub)
 	if err != nil {
 		return 0, err
 	}

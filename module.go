@@ -410,8 +410,10 @@ func (h *Handler) checkLimits() error {
 	}
 	for i, app := range h.Apps {
 		h.Apps[i] = strings.TrimPrefix(app, "/")
-		if h.Apps[i] == "" || checkApp("/"+h.Apps[i]) != nil {
-			return fmt.Errorf("apps: %q is not an app name (the path segment before /accounts/sessions)", app)
+		// An app is served only under its one canonical spelling: one that
+		// has none could never be reached.
+		if !canonicalPath("/"+h.Apps[i]) || checkApp("/"+h.Apps[i]) != nil {
+			return fmt.Errorf("apps: %q is not an app a canonical path can spell (the segments before /accounts/sessions: unreserved characters A-Z a-z 0-9 - . _ ~, no empty segment, none ending in '.', at most 256 bytes)", app)
 		}
 	}
 	if strings.TrimSpace(h.AppClaim) != h.AppClaim {
