@@ -22,9 +22,7 @@ import (
 func TestBytesPerSession(t *testing.T) {
 	const n = 100_000
 	payload := json.RawMessage(`{"p":"` + strings.Repeat("x", 248) + `"}`)
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
+	before := liveHeap()
 	tbl := newSessionTable()
 	for i := 0; i < n; i++ {
 		o := store.Owner{App: "/app", Subject: "account-" + strconv.Itoa(i/10)}
@@ -33,9 +31,7 @@ func TestBytesPerSession(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	runtime.GC()
-	runtime.ReadMemStats(&after)
-	perSession := float64(after.HeapAlloc-before.HeapAlloc) / n
+	perSession := float64(liveHeap()-before) / n
 	t.Logf("%.0f bytes of heap per session (256-byte payload, 10 sessions per account, %d sessions)", perSession, n)
 	if perSession > 1024 {
 		t.Errorf("%.0f bytes per session, over the 1 KiB budget", perSession)
@@ -109,9 +105,7 @@ func BenchmarkGetLatency(b *testing.B) {
 func TestStoredBytesBoundTheHeap(t *testing.T) {
 	for _, c := range []struct{ sessions, payload int }{{50_000, 100}, {50_000, 1000}, {4_000, 40_000}} {
 		payload := json.RawMessage(`{"p":"` + strings.Repeat("x", c.payload) + `"}`)
-		var before, after runtime.MemStats
-		runtime.GC()
-		runtime.ReadMemStats(&before)
+		before := liveHeap()
 		tbl := newSessionTable()
 		for i := 0; i < c.sessions; i++ {
 			o := store.Owner{App: "/spray" + strconv.Itoa(i), Issuer: "https://issuer.example", Subject: "sprayer"}
@@ -120,9 +114,7 @@ func TestStoredBytesBoundTheHeap(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		runtime.GC()
-		runtime.ReadMemStats(&after)
-		heap := float64(after.HeapAlloc-before.HeapAlloc) / float64(c.sessions)
+		heap := float64(liveHeap()-before) / float64(c.sessions)
 		counted := float64(tbl.bytes.Load()) / float64(c.sessions)
 		t.Logf("one session per owner, %d-byte payloads: %.0f bytes of heap per session, %.0f counted", len(payload), heap, counted)
 		if heap > counted {
@@ -139,9 +131,7 @@ func TestStoredBytesBoundTheHeap(t *testing.T) {
 func BenchmarkFullBudgetRSS(b *testing.B) {
 	payload := json.RawMessage(`{"p":"` + strings.Repeat("x", 60_000) + `"}`)
 	for b.Loop() {
-		var before runtime.MemStats
-		runtime.GC()
-		runtime.ReadMemStats(&before)
+		before := liveHeap()
 		tbl := newSessionTable()
 		limits := tableLimits{live: defaultMaxLiveSessions, bytes: defaultMaxBytes}
 		n := 0
@@ -155,15 +145,21 @@ func BenchmarkFullBudgetRSS(b *testing.B) {
 				break
 			}
 		}
-		runtime.GC()
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
+		heap := liveHeap() - before
 		b.ReportMetric(float64(n), "sessions")
 		b.ReportMetric(float64(tbl.bytes.Load())/(1<<20), "counted-MiB")
-		b.ReportMetric(float64(ms.HeapAlloc-before.HeapAlloc)/(1<<20), "heap-MiB")
+		b.ReportMetric(float64(heap)/(1<<20), "heap-MiB")
 		b.ReportMetric(float64(residentKiB())/1024, "rss-MiB")
 		runtime.KeepAlive(tbl)
 	}
+}
+
+// liveHeap collects garbage and returns the bytes of heap still in use.
+func liveHeap() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
 }
 
 // residentKiB is the process's resident set size now (VmRSS), in KiB.
@@ -186,9 +182,7 @@ func residentKiB() int {
 func BenchmarkMillionSessionsRSS(b *testing.B) {
 	payload := json.RawMessage(`{"p":"` + strings.Repeat("x", 248) + `"}`)
 	for b.Loop() {
-		var before runtime.MemStats
-		runtime.GC()
-		runtime.ReadMemStats(&before)
+		before := liveHeap()
 		rssBefore := residentKiB()
 		tbl := newSessionTable()
 		const n = 1_000_000
@@ -204,9 +198,7 @@ func BenchmarkMillionSessionsRSS(b *testing.B) {
 		runtime.GC()
 		b.ReportMetric(float64(residentKiB())/1024, "rss-MiB")
 		debug.FreeOSMemory()
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		b.ReportMetric(float64(ms.HeapAlloc-before.HeapAlloc)/n, "heap-B/session")
+		b.ReportMetric(float64(liveHeap()-before)/n, "heap-B/session")
 		b.ReportMetric(float64(residentKiB())/1024, "rss-returned-MiB")
 		b.ReportMetric(float64(rssBefore)/1024, "rss-before-MiB")
 		runtime.KeepAlive(tbl)

@@ -113,6 +113,19 @@ func (m *model) liveSession(o store.Owner, id string, now time.Time) *store.Sess
 	return s
 }
 
+// conditional is the owner's live session id and the error a write to it
+// under cond must give: not found, or a precondition that fails.
+func (m *model) conditional(o store.Owner, id string, cond *store.IfMatch, now time.Time) (*store.Session, error) {
+	s := m.liveSession(o, id, now)
+	switch {
+	case s == nil:
+		return nil, store.ErrNotFound
+	case cond != nil && !cond.Matches(s.ETag()):
+		return s, store.ErrPreconditionFailed
+	}
+	return s, nil
+}
+
 func (m *model) sweep(now time.Time) int {
 	n := 0
 	for k, r := range m.idem {
@@ -299,14 +312,8 @@ func runModel(t *testing.T, seed int64, steps int) {
 			maxB := lim.bytes
 			what = fmt.Sprintf("update %+v %q cond=%+v len=%d now=%v", o, id, cond, len(pl), now)
 			got, err := tbl.update(o, id, pl, cond, maxB, now)
-			s := m.liveSession(o, id, now)
-			var werr error
-			switch {
-			case s == nil:
-				werr = store.ErrNotFound
-			case cond != nil && !cond.Matches(s.ETag()):
-				werr = store.ErrPreconditionFailed
-			case pl != nil && payloadCost(len(pl))-payloadCost(len(s.Payload)) > 0 && m.bytes()+payloadCost(len(pl))-payloadCost(len(s.Payload)) > maxB:
+			s, werr := m.conditional(o, id, cond, now)
+			if werr == nil && pl != nil && payloadCost(len(pl))-payloadCost(len(s.Payload)) > 0 && m.bytes()+payloadCost(len(pl))-payloadCost(len(s.Payload)) > maxB {
 				werr = store.ErrStoreFull
 			}
 			if !errors.Is(err, werr) || (werr == nil && err != nil) {
@@ -333,14 +340,8 @@ func runModel(t *testing.T, seed int64, steps int) {
 			}
 			what = fmt.Sprintf("remove %+v %q cond=%+v", o, id, cond)
 			err := tbl.remove(o, id, cond, now)
-			s := m.liveSession(o, id, now)
-			var werr error
-			switch {
-			case s == nil:
-				werr = store.ErrNotFound
-			case cond != nil && !cond.Matches(s.ETag()):
-				werr = store.ErrPreconditionFailed
-			default:
+			_, werr := m.conditional(o, id, cond, now)
+			if werr == nil {
 				m.del(o, id)
 			}
 			if !errors.Is(err, werr) || (werr == nil && err != nil) {
