@@ -83,6 +83,11 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // the places tried in order.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the directive name
+	segment := d.NextSegment()
+	if err := refuseEmptyArgs(nextOf(segment), ""); err != nil {
+		return err
+	}
+	d = nextOf(segment)
 	if d.NextArg() {
 		return d.ArgErr()
 	}
@@ -93,17 +98,17 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		var err error
 		switch sub {
 		case "mode":
-			h.Mode, err = oneArg(d, sub)
+			h.Mode, err = oneArg(d)
 		case "spec":
-			h.Spec, err = oneArg(d, sub)
+			h.Spec, err = oneArg(d)
 		case "validate_responses":
-			h.ValidateResponses, err = oneArg(d, sub)
+			h.ValidateResponses, err = oneArg(d)
 		case "undescribed":
-			h.Undescribed, err = oneArg(d, sub)
+			h.Undescribed, err = oneArg(d)
 		case "app_claim":
-			h.AppClaim, err = oneArg(d, sub)
+			h.AppClaim, err = oneArg(d)
 		case "cursor_secret":
-			h.CursorSecret, err = oneArg(d, sub)
+			h.CursorSecret, err = oneArg(d)
 		case "response_buffer":
 			h.ResponseBuffer, err = sizeArg(d, sub, 1<<30)
 		case "max_body":
@@ -119,9 +124,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "strict":
 			h.Strict = true
 		case "preflight":
-			h.Preflight, err = oneArg(d, sub)
+			h.Preflight, err = oneArg(d)
 		case "resource_metadata":
-			h.ResourceMetadata, err = oneArg(d, sub)
+			h.ResourceMetadata, err = oneArg(d)
 		case "scheme":
 			args := d.RemainingArgs()
 			if len(args) < 2 {
@@ -156,7 +161,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "store":
 			var name string
-			if name, err = oneArg(d, sub); err != nil {
+			if name, err = oneArg(d); err != nil {
 				break
 			}
 			unm, uerr := caddyfile.UnmarshalModule(d, storeNamespace+"."+name)
@@ -177,21 +182,47 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-// oneArg reads the one argument of a subdirective. An empty one ("") is
-// refused: it would read as the subdirective left out.
-func oneArg(d *caddyfile.Dispenser, sub string) (string, error) {
+// nextOf is a dispenser of segment, on its first token (the directive).
+func nextOf(segment caddyfile.Segment) *caddyfile.Dispenser {
+	d := caddyfile.NewDispenser(segment)
+	d.Next()
+	return d
+}
+
+// oneArg reads the one argument of a subdirective.
+func oneArg(d *caddyfile.Dispenser) (string, error) {
 	if !d.NextArg() {
 		return "", d.ArgErr()
-	}
-	if d.Val() == "" {
-		return "", d.Errf("%s: takes a value, not an empty string", sub)
 	}
 	return d.Val(), nil
 }
 
+// refuseEmptyArgs refuses an empty argument ("") anywhere in the block,
+// nested blocks (jwt, store) included, naming its subdirective: an empty
+// value would read as the subdirective left out (session_claim "" would
+// turn binding off) or as a value no token can have.
+func refuseEmptyArgs(d *caddyfile.Dispenser, prefix string) error {
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		sub := prefix + d.Val()
+		for d.NextArg() {
+			if d.Val() == "{" {
+				d.Prev() // the block opens: NextBlock enters it
+				break
+			}
+			if d.Val() == "" {
+				return d.Errf("%s: takes a value, not an empty string", sub)
+			}
+		}
+		if err := refuseEmptyArgs(d, sub+" "); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // sizeArg reads one size (64KiB, 1MB, …) from 1 byte to limit.
 func sizeArg(d *caddyfile.Dispenser, sub string, limit uint64) (int64, error) {
-	v, err := oneArg(d, sub)
+	v, err := oneArg(d)
 	if err != nil {
 		return 0, err
 	}
@@ -204,7 +235,7 @@ func sizeArg(d *caddyfile.Dispenser, sub string, limit uint64) (int64, error) {
 
 // durationArg reads one positive duration.
 func durationArg(d *caddyfile.Dispenser, sub string) (caddy.Duration, error) {
-	v, err := oneArg(d, sub)
+	v, err := oneArg(d)
 	if err != nil {
 		return 0, err
 	}
@@ -217,7 +248,7 @@ func durationArg(d *caddyfile.Dispenser, sub string) (caddy.Duration, error) {
 
 // countArg reads one positive whole number.
 func countArg(d *caddyfile.Dispenser, sub string) (int, error) {
-	v, err := oneArg(d, sub)
+	v, err := oneArg(d)
 	if err != nil {
 		return 0, err
 	}
