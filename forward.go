@@ -40,25 +40,31 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt route, body
 		r.Header.Set("Content-Length", strconv.Itoa(len(body.raw)))
 	}
 	if h.ValidateResponses == ResponsesOff {
-		return outcome, "", own, next.ServeHTTP(w, r)
+		aborted, err := serveNext(next, w, r)
+		if aborted {
+			err = errAnswerCut
+		}
+		return outcome, "", own, err
 	}
 	// The contract describes bodies, not their compressed bytes: ask the
 	// backend for identity encoding (an encode handler can compress after).
 	r.Header.Del("Accept-Encoding")
 	rc := &responseCheck{w: w, limit: h.ResponseBuffer, header: w.Header().Clone(), buf: heldAnswers.Get().(*bytes.Buffer), op: rt.op}
 	defer rc.done()
-	aborted, err := serveHeld(next, rc, r)
+	aborted, err := serveNext(next, rc, r)
 	if err != nil {
 		return outcome, "", own, err
 	}
 	checked := time.Now()
 	defer func() { own += time.Since(checked) }()
 	if aborted {
-		// The backend's answer broke off (reverse_proxy aborts when its
-		// body cannot be read to the end) while it was still held: the
+		metrics.responses.WithLabelValues("incomplete").Inc()
+		if rc.streaming {
+			return outcome, "", own, errAnswerCut
+		}
+		// The backend's answer broke off while it was still held: the
 		// client has had nothing of it, and gets an answer rather than a
 		// closed connection.
-		metrics.responses.WithLabelValues("incomplete").Inc()
 		h.logger.Warn("upstream answer broke off before its end",
 			zap.String("method", r.Method),
 			zap.String("path", rt.template),
@@ -135,21 +141,25 @@ func refuseAnswer(w http.ResponseWriter, detail string, locations []fieldError) 
 	return statusClass(p.kind.status()), problemKinds[p.kind].slug
 }
 
-// serveHeld runs the next handler with its answer held in rc. A handler
-// that gives up with http.ErrAbortHandler (reverse_proxy, when the
-// backend's body cannot be read to its end) is reported as aborted while
-// nothing of its answer has been sent; once the answer streams, the client
-// has part of it and the panic goes on as it came, closing the connection.
-func serveHeld(next caddyhttp.Handler, rc *responseCheck, r *http.Request) (aborted bool, err error) {
+// errAnswerCut is forward's report of an answer that broke off after part
+// of it was sent: the connection must end as the next handler ended it
+// (ServeHTTP panics with http.ErrAbortHandler once it has counted the
+// request).
+var errAnswerCut = errors.New("the answer broke off after part of it was sent")
+
+// serveNext runs the next handler and says whether it gave up on its
+// answer with http.ErrAbortHandler (reverse_proxy, when the backend's body
+// cannot be read to its end). Any other panic goes on as it came.
+func serveNext(next caddyhttp.Handler, w http.ResponseWriter, r *http.Request) (aborted bool, err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			if v != http.ErrAbortHandler || rc.streaming {
+			if v != http.ErrAbortHandler {
 				panic(v)
 			}
 			aborted = true
 		}
 	}()
-	return false, next.ServeHTTP(rc, r)
+	return false, next.ServeHTTP(w, r)
 }
 
 // encoded says whether the answer's body has a content coding other than

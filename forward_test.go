@@ -465,18 +465,43 @@ func TestForwardBrokenAnswers(t *testing.T) {
 			}
 
 			// Past response_buffer (2 KiB) the answer streams: a break
-			// then closes the connection before the declared length.
-			req, _ := http.NewRequest("GET", base+"/accounts/sessions/shortbig", nil)
-			req.Header.Set("Authorization", "Bearer "+tok)
-			resp, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}).Do(req)
-			if err == nil {
-				n, rerr := io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if rerr == nil {
-					t.Errorf("a streamed answer that broke off after %d bytes read as complete", n)
-				}
+			// then closes the connection before the declared length,
+			// and the request is counted all the same.
+			incomplete := testCounter(t, "incomplete")
+			forwarded := requestCount(t, "getSession", "forwarded", "")
+			getCut(t, tok, "shortbig")
+			if incomplete() != 1 || forwarded() != 1 {
+				t.Errorf("a streamed answer that broke off: incomplete moved by %v, requests_total{forwarded} by %v, want 1 and 1", incomplete(), forwarded())
 			}
 		})
+	}
+	// Unchecked answers stream from the start: a break closes the
+	// connection, and the request is counted.
+	t.Run("off", func(t *testing.T) {
+		tc := caddytest.NewTester(t)
+		tc.InitServer(forwardConfig(be.URL, "off", ""), "caddyfile")
+		forwarded := requestCount(t, "getSession", "forwarded", "")
+		getCut(t, tok, "short")
+		if forwarded() != 1 {
+			t.Errorf("an unchecked answer that broke off: requests_total{forwarded} moved by %v, want 1", forwarded())
+		}
+	})
+}
+
+// getCut GETs a session whose answer breaks off after part of it was sent,
+// and wants the body to read as incomplete.
+func getCut(t *testing.T, tok, id string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", base+"/accounts/sessions/"+id, nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}).Do(req)
+	if err != nil {
+		return // cut before the status line reached the client
+	}
+	n, err := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err == nil {
+		t.Errorf("%s: an answer that broke off after %d bytes read as complete", id, n)
 	}
 }
 

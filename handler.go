@@ -64,6 +64,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		if p == nil && h.Mode == ModeForward {
 			outcome, slug, own, err := h.forward(w, r, rt, body, next, start)
 			h.record(rt.operation(), outcome, slug, own)
+			if err == errAnswerCut {
+				panic(http.ErrAbortHandler) // counted; the client has part of an answer
+			}
 			return err
 		}
 		if p == nil {
